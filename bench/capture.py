@@ -1,0 +1,41 @@
+"""Capture speed on Xvfb: median mss grab and grab + pointer + area downscale (longest side <= 320)
+at 1920x1080 and 5120x2880.
+
+    python -m bench.capture    ->  {"resolutions": [{"width", "height", "grab_ms", "fps", "grab_downscale_ms"}, ...]}
+"""
+
+import json
+import time
+
+import numpy as np
+
+from emulator.display import VirtualDisplay
+from emulator.screen import Screen, area_downscale, downscale_factor
+
+RESOLUTIONS = [(1920, 1080), (5120, 2880)]
+
+
+def _median_ms(fn, n: int) -> float:
+    fn()  # warm up
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000)
+    return float(np.median(times))
+
+
+def run(n: int = 60) -> dict:
+    out = []
+    for w, h in RESOLUTIONS:
+        with VirtualDisplay(w, h) as d, Screen(d.name) as screen:
+            k = downscale_factor(w, h, 320)
+            grab = _median_ms(lambda: screen.grab(cursor=False), n)
+            both = _median_ms(lambda k=k: area_downscale(screen.grab(), k), n)
+        out.append({"width": w, "height": h, "grab_ms": round(grab, 3), "fps": round(1000 / grab, 1),
+                    "grab_downscale_ms": round(both, 3), "downscale_factor": k})
+    return {"resolutions": out}
+
+
+if __name__ == "__main__":
+    print(json.dumps(run()))

@@ -1,0 +1,175 @@
+"""The `emulator` command line. Every subcommand has --help; user errors print one line and exit 2.
+
+    emulator info --display :1                          # monitors and scale factor
+    emulator screenshot --display :1 --out shot.png [--window TITLE | --region x,y,w,h]
+    emulator act --display :1 '{"kind": "click", "x": 0.5, "y": 0.5}' [--window TITLE]
+    emulator bench capture|input|step --json
+    emulator demo                                       # the loop on a private virtual display
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from emulator.errors import EmulatorError
+
+
+def _viewport_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--region", help="viewport x,y,width,height in screen physical pixels")
+    g.add_argument("--window", help="viewport = a window, by X id (0x... or decimal) or by title")
+    g.add_argument("--monitor", type=int, help="viewport = RandR monitor N (see `emulator info`)")
+
+
+def _display_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--display", help="X display ':N' (default $DISPLAY), or 'new[:WxH]' for a private Xvfb")
+
+
+def resolve_viewport(screen, args):
+    """The viewport chosen by --region / --window / --monitor (default: the whole screen)."""
+    from emulator.schema import Rect
+
+    layout = screen.layout()
+    if getattr(args, "region", None):
+        return layout.viewport(Rect.parse(args.region))
+    if getattr(args, "window", None):
+        w = args.window
+        try:
+            rect = screen.window_rect(window=int(w, 0))
+        except ValueError:
+            rect = screen.window_rect(title=w)
+        return layout.viewport(rect)
+    if getattr(args, "monitor", None) is not None:
+        return layout.viewport(layout.monitor(args.monitor).rect)
+    return layout.viewport()
+
+
+def cmd_info(args) -> int:
+    from emulator.display import open_display
+
+    d = open_display(args.display)
+    layout = d.layout()
+    if args.json:
+        print(json.dumps({"display": d.name, **layout.to_json()}))
+    else:
+        print(f"display {d.name}: {layout.width}x{layout.height}, Xft.dpi {layout.dpi:g} (scale {layout.scale:g})")
+        for i, m in enumerate(layout.monitors):
+            r = m.rect
+            print(f"  monitor {i} {m.name}: {r.width}x{r.height}+{r.x}+{r.y}{' primary' if m.primary else ''}")
+    d.stop()
+    return 0
+
+
+def cmd_screenshot(args) -> int:
+    from emulator.display import open_display
+    from emulator.screen import Screen, save_png
+
+    d = open_display(args.display)
+    try:
+        with Screen(d.name) as screen:
+            vp = resolve_viewport(screen, args)
+            frame = screen.grab(vp.rect, cursor=not args.no_cursor)
+            save_png(frame, args.out)
+        print(f"{args.out}: {vp.rect.width}x{vp.rect.height} at {vp.rect.x},{vp.rect.y}")
+    finally:
+        d.stop()
+    return 0
+
+
+def cmd_act(args) -> int:
+    from emulator.display import open_display
+    from emulator.input import InputDriver
+    from emulator.schema import Action, SchemaError
+    from emulator.screen import Screen
+
+    try:
+        data = json.loads(args.action)
+    except json.JSONDecodeError as e:
+        raise SchemaError(f"action is not valid JSON: {e.msg} at column {e.colno}") from None
+    actions = [Action.from_json(a) for a in (data if isinstance(data, list) else [data])]
+    d = open_display(args.display)
+    try:
+        with Screen(d.name) as screen:
+            vp = resolve_viewport(screen, args)
+        driver = InputDriver(d.name, vp, backend=args.backend)
+        for a in actions:
+            driver.resolve(a)  # validate all before sending any
+        try:
+            for a in actions:
+                driver.execute(a)
+        finally:
+            driver.close()
+    finally:
+        d.stop()
+    return 0
+
+
+def cmd_bench(args) -> int:
+    import importlib
+
+    try:
+        mod = importlib.import_module(f"bench.{args.what}")
+    except ModuleNotFoundError:
+        raise EmulatorError("the bench/ package is missing: run from the repository (pip install -e .)") from None
+    result = mod.run()
+    print(json.dumps(result) if args.json else json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from emulator.demo import run_demo
+
+    return run_demo(out_dir=args.out, steps=args.steps)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="emulator", description="Desktop human emulator: see the screen, act on it.")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("info", help="monitor layout and scale factor of a display")
+    _display_arg(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_info)
+
+    p = sub.add_parser("screenshot", help="capture a monitor, region or window to PNG (pointer drawn in)")
+    _display_arg(p)
+    _viewport_args(p)
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--no-cursor", action="store_true", help="leave the pointer out")
+    p.set_defaults(fn=cmd_screenshot)
+
+    p = sub.add_parser("act", help="execute schema actions (JSON object or list) inside a viewport")
+    _display_arg(p)
+    _viewport_args(p)
+    p.add_argument("action", help='e.g. \'{"kind": "click", "x": 0.5, "y": 0.5}\' (x, y viewport-normalized)')
+    p.add_argument("--backend", default="pynput", choices=["pynput", "pyautogui"])
+    p.set_defaults(fn=cmd_act)
+
+    p = sub.add_parser("bench", help="benchmarks, printed as JSON")
+    p.add_argument("what", choices=["capture", "input", "step"])
+    p.add_argument("--json", action="store_true", help="one line of JSON (default: indented)")
+    p.set_defaults(fn=cmd_bench)
+
+    p = sub.add_parser("demo", help="run the agent loop on a private virtual display and save a screenshot")
+    p.add_argument("--out", default="out/demo", help="folder for the screenshot and telemetry")
+    p.add_argument("--steps", type=int, default=40)
+    p.set_defaults(fn=cmd_demo)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except EmulatorError as e:
+        print(f"emulator: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("emulator: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

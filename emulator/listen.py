@@ -1,0 +1,79 @@
+"""Global input listeners (pynput over X RECORD) on a named display: they see every device event,
+a person's and XTest's alike, whatever window has focus. Used by the stop hotkey, the takeover
+monitor, the recorder and the benchmarks.
+
+    kb = keyboard_listener(":1", on_press=lambda key: ..., on_release=lambda key: ...)
+    stop_listener(kb)
+
+Two pynput quirks handled here, once:
+  * a pynput keyboard Controller in this process also hands its events straight to this process's
+    listeners (flagged injected=True) on top of the copy X RECORD delivers: those duplicates are
+    dropped, so every event is seen exactly once;
+  * `Listener.stop()` alone only takes effect at the next input event (see `stop_listener`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+
+def _once(callback, nargs: int):
+    """Wrap a callback of `nargs` arguments; drop pynput's in-process duplicates."""
+    if callback is None:
+        return None
+
+    def wrapped(*args):
+        injected = args[nargs] if len(args) > nargs else False
+        if not injected:
+            callback(*args[:nargs])
+
+    return wrapped
+
+
+def _start(display: str, make):
+    old = os.environ.get("DISPLAY")
+    os.environ["DISPLAY"] = display  # pynput needs $DISPLAY at import and when a listener starts
+    try:
+        import pynput
+
+        listener = make(pynput)
+        listener.start()
+        listener.wait()
+        return listener
+    finally:
+        if old is None:
+            os.environ.pop("DISPLAY", None)
+        else:
+            os.environ["DISPLAY"] = old
+
+
+def keyboard_listener(display: str, on_press=None, on_release=None):
+    """on_press(key), on_release(key) with pynput keys (see input.listener_key_name)."""
+    def injected_aware(f, n):
+        w = _once(f, n)
+        return None if w is None else (lambda key, injected=False: w(key, injected))
+
+    return _start(display, lambda pynput: pynput.keyboard.Listener(
+        on_press=injected_aware(on_press, 1), on_release=injected_aware(on_release, 1)))
+
+
+def mouse_listener(display: str, on_move=None, on_click=None, on_scroll=None):
+    """on_move(x, y), on_click(x, y, button, pressed), on_scroll(x, y, dx, dy)."""
+    def aware(f, n):
+        w = _once(f, n)
+        return None if w is None else (lambda *a: w(*a))
+
+    return _start(display, lambda pynput: pynput.mouse.Listener(
+        on_move=aware(on_move, 2), on_click=aware(on_click, 4), on_scroll=aware(on_scroll, 4)))
+
+
+def stop_listener(listener) -> None:
+    """Stop a pynput X listener and wait for its thread. pynput disables the RECORD context on the
+    connection its thread is blocked reading, so the request only goes out with the next input
+    event; we also disable it from the listener's second connection, as the RECORD spec intends."""
+    listener.stop()
+    with contextlib.suppress(Exception):
+        listener._display_stop.record_disable_context(listener._context)
+        listener._display_stop.flush()
+    listener.join(timeout=2)
