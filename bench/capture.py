@@ -32,8 +32,16 @@ def run(n: int = 60) -> dict:
             k = downscale_factor(w, h, 320)
             grab = _median_ms(lambda: screen.grab(cursor=False), n)
             both = _median_ms(lambda k=k: area_downscale(screen.grab(), k), n)
-        out.append({"width": w, "height": h, "grab_ms": round(grab, 3), "fps": round(1000 / grab, 1),
-                    "grab_downscale_ms": round(both, 3), "downscale_factor": k})
+        out.append(
+            {
+                "width": w,
+                "height": h,
+                "grab_ms": round(grab, 3),
+                "fps": round(1000 / grab, 1),
+                "grab_downscale_ms": round(both, 3),
+                "downscale_factor": k,
+            }
+        )
     return {"resolutions": out}
 
 

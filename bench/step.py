@@ -1,9 +1,12 @@
 """One agent-loop step at 1920x1080 with a trivial policy (a pointer move to a new place), against
 the floor: one full-screen capture + the same move. Also how fast the stop hotkey halts the loop.
 
-    python -m bench.step  ->  {"floor_ms", "step_ms", "overhead_ratio", "stop_ms", "phases_ms"}
+    python -m bench.step  ->  {"floor_ms", "step_ms", "overhead_ratio", "stop_ms", "phases_ms",
+                               "step_ms_compare", ...}
 
-The loop runs as shipped: stop-hotkey and takeover listeners on, settling after every action.
+The loop runs as shipped: stop-hotkey and takeover listeners on, settling after every action with
+X DAMAGE. `step_ms_compare` is the same loop settling by capture-and-compare (the fallback when a
+server has no DAMAGE), to show what the damage events save.
 """
 
 import json
@@ -30,7 +33,10 @@ def _press_hotkey(display: str) -> float:
     from Xlib.ext import xtest
 
     conn = connect(display)
-    codes = [conn.keysym_to_keycode(keysym(k)) for k in sorted(parse_hotkey(DEFAULT_STOP_HOTKEY), key=len, reverse=True)]
+    codes = [
+        conn.keysym_to_keycode(keysym(k))
+        for k in sorted(parse_hotkey(DEFAULT_STOP_HOTKEY), key=len, reverse=True)
+    ]
     t = time.perf_counter()
     for c in codes:
         xtest.fake_input(conn, X.KeyPress, c)
@@ -56,6 +62,8 @@ def run(n: int = 300) -> dict:
         loop = AgentLoop(screen, driver, FunctionPolicy(_moves), max_steps=n, max_seconds=60)
         summary = loop.run()
         phases = summary.medians()
+        compare = AgentLoop(screen, driver, FunctionPolicy(_moves), max_steps=n, max_seconds=60, damage=False)
+        compare_ms = compare.run().medians()["step_ms"]
 
         # Stop latency: a loop that runs until stopped; the hotkey comes from another client.
         endless = AgentLoop(screen, driver, FunctionPolicy(_moves), max_steps=10**9, max_seconds=60)
@@ -77,6 +85,8 @@ def run(n: int = 300) -> dict:
         "stopped_by": result["s"].stopped_by if "s" in result else None,
         "steps": summary.steps,
         "phases_ms": {k: round(v, 3) for k, v in phases.items()},
+        "step_ms_compare": round(compare_ms, 3),
+        "overhead_ratio_compare": round(compare_ms / floor_ms, 3),
     }
 
 

@@ -1,10 +1,10 @@
 """The `emulator` command line. Every subcommand has --help; user errors print one line and exit 2.
 
-    emulator info --display :1                          # monitors and scale factor
-    emulator screenshot --display :1 --out shot.png [--window TITLE | --region x,y,w,h]
-    emulator act --display :1 '{"kind": "click", "x": 0.5, "y": 0.5}' [--window TITLE]
-    emulator bench capture|input|step --json
-    emulator demo                                       # the loop on a private virtual display
+emulator info --display :1                          # monitors and scale factor
+emulator screenshot --display :1 --out shot.png [--window TITLE | --region x,y,w,h]
+emulator act --display :1 '{"kind": "click", "x": 0.5, "y": 0.5}' [--window TITLE]
+emulator bench capture|input|step --json
+emulator demo                                       # the loop on a private virtual display
 """
 
 from __future__ import annotations
@@ -54,10 +54,14 @@ def cmd_info(args) -> int:
     if args.json:
         print(json.dumps({"display": d.name, **layout.to_json()}))
     else:
-        print(f"display {d.name}: {layout.width}x{layout.height}, Xft.dpi {layout.dpi:g} (scale {layout.scale:g})")
+        print(
+            f"display {d.name}: {layout.width}x{layout.height}, Xft.dpi {layout.dpi:g} (scale {layout.scale:g})"
+        )
         for i, m in enumerate(layout.monitors):
             r = m.rect
-            print(f"  monitor {i} {m.name}: {r.width}x{r.height}+{r.x}+{r.y}{' primary' if m.primary else ''}")
+            print(
+                f"  monitor {i} {m.name}: {r.width}x{r.height}+{r.x}+{r.y}{' primary' if m.primary else ''}"
+            )
     d.stop()
     return 0
 
@@ -112,7 +116,9 @@ def cmd_bench(args) -> int:
     try:
         mod = importlib.import_module(f"bench.{args.what}")
     except ModuleNotFoundError:
-        raise EmulatorError("the bench/ package is missing: run from the repository (pip install -e .)") from None
+        raise EmulatorError(
+            "the bench/ package is missing: run from the repository (pip install -e .)"
+        ) from None
     result = mod.run()
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))
     return 0
@@ -125,7 +131,9 @@ def cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="emulator", description="Desktop human emulator: see the screen, act on it.")
+    ap = argparse.ArgumentParser(
+        prog="emulator", description="Desktop human emulator: see the screen, act on it."
+    )
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("info", help="monitor layout and scale factor of a display")

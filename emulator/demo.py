@@ -46,15 +46,25 @@ def run_demo(out_dir: str = "out/demo", steps: int = 40) -> int:
     telemetry.unlink(missing_ok=True)
     with VirtualDisplay(800, 600) as display:
         env = {**display.env(), "QT_QPA_PLATFORM": "xcb"}
-        app = subprocess.Popen([sys.executable, str(APP), "--seed", "1"], env=env, stdout=subprocess.PIPE, text=True)
+        app = subprocess.Popen(
+            [sys.executable, str(APP), "--seed", "1"], env=env, stdout=subprocess.PIPE, text=True
+        )
         try:
             if json.loads(app.stdout.readline() or "{}").get("event") != "ready":
                 raise EmulatorError("the practice app did not start (is PySide6 installed? run `make setup`)")
             with Screen(display.name) as screen:
                 viewport = screen.layout().viewport(screen.window_rect(title="targets"))
                 driver = InputDriver(display.name, viewport)
-                loop = AgentLoop(screen, driver, FunctionPolicy(click_orange), max_steps=steps, max_seconds=60,
-                                 settle_timeout=0.2, telemetry=str(telemetry), takeover=False)
+                loop = AgentLoop(
+                    screen,
+                    driver,
+                    FunctionPolicy(click_orange),
+                    max_steps=steps,
+                    max_seconds=60,
+                    settle_timeout=0.2,
+                    telemetry=str(telemetry),
+                    takeover=False,
+                )
                 t = time.monotonic()
                 summary = loop.run()
                 wall = time.monotonic() - t
@@ -66,8 +76,10 @@ def run_demo(out_dir: str = "out/demo", steps: int = 40) -> int:
     hits = sum(1 for line in lines if '"hit"' in line)
     misses = sum(1 for line in lines if '"miss"' in line)
     med = summary.medians()
-    print(f"demo: {summary.steps} steps in {wall:.2f} s ({summary.steps / wall:.0f} actions/s), "
-          f"{hits} hits, {misses} misses, stopped by {summary.stopped_by}")
+    print(
+        f"demo: {summary.steps} steps in {wall:.2f} s ({summary.steps / wall:.0f} actions/s), "
+        f"{hits} hits, {misses} misses, stopped by {summary.stopped_by}"
+    )
     print("median ms per step: " + ", ".join(f"{k.removesuffix('_ms')} {v:.2f}" for k, v in med.items()))
     print(f"wrote {out / 'screenshot.png'} and {telemetry}")
     return 0 if hits > 0 and misses == 0 else 1

@@ -132,7 +132,9 @@ class VirtualDisplay(Display):
     def _set_monitors(self, monitors: list[Rect]) -> None:
         """Split the screen into RandR monitors (what a two-monitor desktop reports)."""
         env = self.env()
-        out = subprocess.run(["xrandr", "--listactivemonitors"], env=env, capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            ["xrandr", "--listactivemonitors"], env=env, capture_output=True, text=True, check=True
+        )
         # Xvfb has one output ("screen") with an automatic monitor over the whole screen: give that
         # output to the first monitor (which replaces the automatic one), the others get none.
         outputs = [line.split()[-1] for line in out.stdout.splitlines()[1:]]
@@ -169,7 +171,9 @@ def open_display(spec: str | None) -> Display:
     """':N' attaches; 'new' or 'new:WxH' starts a private Xvfb; None uses $DISPLAY."""
     spec = spec or os.environ.get("DISPLAY")
     if not spec:
-        raise DisplayError("no display: set DISPLAY or pass --display :N (or --display new for a private Xvfb)")
+        raise DisplayError(
+            "no display: set DISPLAY or pass --display :N (or --display new for a private Xvfb)"
+        )
     if spec.startswith("new"):
         size = spec.partition(":")[2] or "1920x1080"
         try:
@@ -222,7 +226,11 @@ def read_layout(name: str) -> Layout:
                 reply = conn.screen().root.xrandr_get_monitors(is_active=True)
                 for m in reply.monitors:
                     monitors.append(
-                        Monitor(conn.get_atom_name(m.name), Rect(m.x, m.y, m.width_in_pixels, m.height_in_pixels), bool(m.primary))
+                        Monitor(
+                            conn.get_atom_name(m.name),
+                            Rect(m.x, m.y, m.width_in_pixels, m.height_in_pixels),
+                            bool(m.primary),
+                        )
                     )
         if not monitors:
             monitors = [Monitor("screen", Rect(0, 0, screen.width_in_pixels, screen.height_in_pixels), True)]

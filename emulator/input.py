@@ -133,7 +133,9 @@ class InjectionLog:
         with self._lock:
             self._events.append(ev)
 
-    def match(self, kind: str, x: int = -1, y: int = -1, detail: int | None = None, down: bool | None = None) -> bool:
+    def match(
+        self, kind: str, x: int = -1, y: int = -1, detail: int | None = None, down: bool | None = None
+    ) -> bool:
         """Consume the oldest logged event like this one; False if none (then a person made it).
         Moves are matched by position; older unmatched moves are dropped (a move to where the
         pointer already was produces no X event)."""

@@ -50,22 +50,32 @@ def _start(display: str, make):
 
 def keyboard_listener(display: str, on_press=None, on_release=None):
     """on_press(key), on_release(key) with pynput keys (see input.listener_key_name)."""
+
     def injected_aware(f, n):
         w = _once(f, n)
         return None if w is None else (lambda key, injected=False: w(key, injected))
 
-    return _start(display, lambda pynput: pynput.keyboard.Listener(
-        on_press=injected_aware(on_press, 1), on_release=injected_aware(on_release, 1)))
+    return _start(
+        display,
+        lambda pynput: pynput.keyboard.Listener(
+            on_press=injected_aware(on_press, 1), on_release=injected_aware(on_release, 1)
+        ),
+    )
 
 
 def mouse_listener(display: str, on_move=None, on_click=None, on_scroll=None):
     """on_move(x, y), on_click(x, y, button, pressed), on_scroll(x, y, dx, dy)."""
+
     def aware(f, n):
         w = _once(f, n)
         return None if w is None else (lambda *a: w(*a))
 
-    return _start(display, lambda pynput: pynput.mouse.Listener(
-        on_move=aware(on_move, 2), on_click=aware(on_click, 4), on_scroll=aware(on_scroll, 4)))
+    return _start(
+        display,
+        lambda pynput: pynput.mouse.Listener(
+            on_move=aware(on_move, 2), on_click=aware(on_click, 4), on_scroll=aware(on_scroll, 4)
+        ),
+    )
 
 
 def stop_listener(listener) -> None:

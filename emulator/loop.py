@@ -4,9 +4,11 @@ step and time budgets, JSONL telemetry per step, a global stop hotkey and human 
     loop = AgentLoop(screen, driver, policy, max_steps=100, telemetry="run.jsonl")
     summary = loop.run()       # returns when the policy says done, a budget runs out, or stop
 
-Settling is event-driven: after an action the viewport is captured until a capture equals the
-one before it (the first is compared with the frame the policy saw), or `settle_timeout` passes;
-that settled capture is the next observation, so a step costs one capture when nothing moves.
+Settling is event-driven: the X DAMAGE extension reports whether any pixel of the viewport changed
+since the frame the policy saw. Nothing changed: that frame is still the screen and is the next
+observation, so the step costs no capture at all. Something changed: capture, and repeat until no
+damage arrives for `settle_poll` after a capture, or `settle_timeout` passes. Without DAMAGE (or
+`damage=False`) the same is done by capturing until a capture equals the one before it.
 Actions that make applications react (click, key, scroll, button) first wait up to
 `react_window` for the screen to change at all: a Qt or Chromium repaint lands 5-20 ms after the
 event, and a policy must not act again on the frame from before it. `settle_min` always waits.
@@ -29,6 +31,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from emulator.damage import DamageWatch
 from emulator.errors import EmulatorError
 from emulator.input import BUTTON_NUMBERS, InjectionLog, InputDriver, listener_key_name
 from emulator.listen import keyboard_listener, mouse_listener, stop_listener
@@ -105,7 +108,9 @@ def parse_hotkey(text: str) -> frozenset[str]:
 
     keys = frozenset(k.strip().lower() for k in text.split("+") if k.strip())
     if not keys or any(k not in KEY_INDEX for k in keys):
-        raise EmulatorError(f"bad hotkey {text!r}: use schema key names joined by '+', e.g. {DEFAULT_STOP_HOTKEY}")
+        raise EmulatorError(
+            f"bad hotkey {text!r}: use schema key names joined by '+', e.g. {DEFAULT_STOP_HOTKEY}"
+        )
     return keys
 
 
@@ -140,7 +145,9 @@ class TakeoverMonitor:
         self.on_human = on_human
         self.last_human = 0.0
         self._mouse = mouse_listener(display, self._move, self._click, self._scroll)
-        self._keys = keyboard_listener(display, lambda k, *_: self._key(k, True), lambda k, *_: self._key(k, False))
+        self._keys = keyboard_listener(
+            display, lambda k, *_: self._key(k, True), lambda k, *_: self._key(k, False)
+        )
 
     def _human(self, what: str) -> None:
         self.last_human = time.monotonic()
@@ -155,7 +162,9 @@ class TakeoverMonitor:
         if not self.injected.match("button", int(x), int(y), detail=number, down=pressed) and not (
             not pressed and self.injected.match("button", -1, -1, detail=number, down=False)
         ):
-            self._human(f"{getattr(button, 'name', button)} button {'down' if pressed else 'up'} at {int(x)},{int(y)}")
+            self._human(
+                f"{getattr(button, 'name', button)} button {'down' if pressed else 'up'} at {int(x)},{int(y)}"
+            )
 
     def _scroll(self, x, y, dx, dy, *_):
         if not self.injected.match("scroll"):
@@ -190,6 +199,7 @@ class AgentLoop:
         stop_hotkey: str | None = DEFAULT_STOP_HOTKEY,
         takeover: bool = True,
         takeover_idle: float | None = 2.0,
+        damage: bool = True,
         on_step: Callable[[StepTiming, Observation], None] | None = None,
     ):
         self.screen, self.driver, self.policy = screen, driver, policy
@@ -200,6 +210,8 @@ class AgentLoop:
         self.telemetry_path = telemetry
         self.stop_hotkey, self.takeover, self.takeover_idle = stop_hotkey, takeover, takeover_idle
         self.on_step = on_step
+        self.use_damage = damage
+        self._watch: DamageWatch | None = None
         self._stop = threading.Event()
         self._stop_reason = "stop"
         self._stop_requested_at: float | None = None
@@ -242,8 +254,16 @@ class AgentLoop:
         if self._started:
             raise EmulatorError("an AgentLoop runs once; make a new one")
         self._started = True
-        hotkey = StopHotkey(self.screen.display, lambda: self.stop("hotkey"), self.stop_hotkey) if self.stop_hotkey else None
-        monitor = TakeoverMonitor(self.screen.display, self.driver.injected, self.pause) if self.takeover else None
+        hotkey = (
+            StopHotkey(self.screen.display, lambda: self.stop("hotkey"), self.stop_hotkey)
+            if self.stop_hotkey
+            else None
+        )
+        monitor = (
+            TakeoverMonitor(self.screen.display, self.driver.injected, self.pause) if self.takeover else None
+        )
+        if self.use_damage:
+            self._watch = DamageWatch.open(self.screen.display, self.viewport.rect)
         if self.telemetry_path:
             self._log = open(self.telemetry_path, "a", buffering=1)  # noqa: SIM115 (closed below)
         summary = RunSummary(0, 0.0, "error")
@@ -255,11 +275,16 @@ class AgentLoop:
             for listener in (hotkey, monitor):
                 if listener:
                     listener.stop()
+            if self._watch:
+                self._watch.close()
+                self._watch = None
             summary.seconds = time.monotonic() - start
             summary.pauses = self._pause_count
             if self._stop_requested_at is not None:
                 summary.stop_latency_ms = (time.monotonic() - self._stop_requested_at) * 1000
-            self._event("end", stopped_by=summary.stopped_by, steps=summary.steps, seconds=round(summary.seconds, 4))
+            self._event(
+                "end", stopped_by=summary.stopped_by, steps=summary.steps, seconds=round(summary.seconds, 4)
+            )
             if self._log:
                 self._log.close()
                 self._log = None
@@ -267,9 +292,7 @@ class AgentLoop:
 
     def _run(self, start: float, summary: RunSummary, monitor: TakeoverMonitor | None) -> str:
         rect = self.viewport.rect
-        t = time.perf_counter()
-        frame = self.screen.grab(rect, cursor=False)
-        capture_ms = (time.perf_counter() - t) * 1000
+        frame, capture_ms = self._capture(rect)
         while True:
             if self._stop.is_set():
                 return self._stop_reason
@@ -320,6 +343,8 @@ class AgentLoop:
 
     def _capture(self, rect) -> tuple[np.ndarray, float]:
         t = time.perf_counter()
+        if self._watch:
+            self._watch.reset()  # damage from here on means the frame below is out of date
         frame = self.screen.grab(rect, cursor=False)
         return frame, (time.perf_counter() - t) * 1000
 
@@ -333,6 +358,8 @@ class AgentLoop:
         if self.settle_min > 0:
             self._stop.wait(self.settle_min)
         expect_change = action.kind in REACTIVE_KINDS
+        if self._watch:
+            return self._settle_damage(rect, before, expect_change, deadline)
         prev, changed = before, False
         while True:
             frame = self.screen.grab(rect, cursor=False)
@@ -347,6 +374,20 @@ class AgentLoop:
             prev = frame
             if self.settle_poll:
                 self._stop.wait(self.settle_poll)
+
+    def _settle_damage(self, rect, before: np.ndarray, expect_change: bool, deadline: float):
+        watch = self._watch
+        changed = watch.wait(self.react_window) if expect_change else watch.damaged()
+        if not changed:
+            return before, True  # no pixel changed since `before` was captured: it is the screen now
+        while True:
+            frame, _ = self._capture(rect)
+            if self._stop.is_set() or time.monotonic() >= deadline:
+                return frame, False
+            if self.settle_poll:
+                self._stop.wait(self.settle_poll)
+            if not watch.damaged():
+                return frame, True
 
     def _wait_paused(self, monitor: TakeoverMonitor | None) -> None:
         while self._paused.is_set() and not self._stop.is_set():

@@ -129,7 +129,9 @@ class Action:
         try:
             object.__setattr__(self, "kind", Kind(self.kind))
         except ValueError:
-            raise SchemaError(f"unknown action kind {self.kind!r}; expected one of {[k.value for k in KINDS]}") from None
+            raise SchemaError(
+                f"unknown action kind {self.kind!r}; expected one of {[k.value for k in KINDS]}"
+            ) from None
         has_pos = self.x is not None or self.y is not None
         if has_pos:
             if self.x is None or self.y is None:
@@ -317,6 +319,15 @@ class Rect:
     def contains(self, px: int, py: int) -> bool:
         return self.x <= px < self.x + self.width and self.y <= py < self.y + self.height
 
+    def overlaps(self, x: int, y: int, width: int, height: int) -> bool:
+        """Whether the area (x, y, width, height) shares at least one pixel with this one."""
+        return (
+            x < self.x + self.width
+            and self.x < x + width
+            and y < self.y + self.height
+            and self.y < y + height
+        )
+
     def within(self, other: Rect) -> bool:
         return (
             other.x <= self.x
@@ -409,7 +420,9 @@ class Layout:
 
     def monitor(self, index: int) -> Monitor:
         if not 0 <= index < len(self.monitors):
-            raise SchemaError(f"no monitor {index}: this display has {len(self.monitors)} (0..{len(self.monitors) - 1})")
+            raise SchemaError(
+                f"no monitor {index}: this display has {len(self.monitors)} (0..{len(self.monitors) - 1})"
+            )
         return self.monitors[index]
 
     def viewport(self, rect: Rect | None = None) -> Viewport:

@@ -44,8 +44,13 @@ class App:
     def __init__(self, display, script: str, *args: str):
         env = {**display.env(), "QT_QPA_PLATFORM": "xcb"}
         env.pop("QT_SCALE_FACTOR", None)
-        self.proc = subprocess.Popen([sys.executable, str(APPS / script), *args], env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(APPS / script), *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         self._lines: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
         self.ready = self.next_event(timeout=20)
@@ -93,5 +98,11 @@ def start_app():
 
 
 def run_cli(*args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([*EMULATOR, *args], env=env or dict(os.environ), capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT)
+    return subprocess.run(
+        [*EMULATOR, *args],
+        env=env or dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )

@@ -1,6 +1,6 @@
 """Capture on real Xvfb: a window of known colours at a known position matches pixel-exactly (by
 title, by id, by region); the pointer is drawn in; downscaling is an exact area average; the
-monitor layout and scale factor are detected."""
+monitor layout and scale factor are detected; X DAMAGE reports changes in a region and nothing else."""
 
 import numpy as np
 import pytest
@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from emulator.damage import DamageWatch
 from emulator.display import read_layout
 from emulator.input import InputDriver
 from emulator.schema import Action, Rect
@@ -43,7 +44,9 @@ def test_window_capture_is_pixel_exact(display, start_app):
 
 
 def test_capture_on_a_scaled_display_is_in_physical_pixels(hidpi_display, start_app):
-    start_app(hidpi_display, "click_target.py", "--title", "H", "--colors", "--pos", "50,40", "--size", "200,100")
+    start_app(
+        hidpi_display, "click_target.py", "--title", "H", "--colors", "--pos", "50,40", "--size", "200,100"
+    )
     with Screen(hidpi_display.name) as screen:
         rect = screen.window_rect(title="H")
         assert rect == Rect(100, 80, 400, 200)  # logical geometry x2
@@ -90,7 +93,9 @@ def test_draw_cursor_restores_and_clips():
 def test_area_downscale_is_the_block_mean(factor, bh, bw, data):
     frame = data.draw(arrays(np.uint8, (bh * factor + 1, bw * factor + factor - 1, 4)))  # remainders dropped
     out = area_downscale(frame, factor)
-    ref = frame[: bh * factor, : bw * factor].reshape(bh, factor, bw, factor, 4).astype(float).mean(axis=(1, 3))
+    ref = (
+        frame[: bh * factor, : bw * factor].reshape(bh, factor, bw, factor, 4).astype(float).mean(axis=(1, 3))
+    )
     assert out.shape == (bh, bw, 4) and out.dtype == np.uint8
     assert np.abs(out - ref).max() <= 0.5 + 1e-9
 
@@ -108,3 +113,35 @@ def test_layout_reports_monitors_and_scale(dual_display, hidpi_display, display)
     assert (hidpi.width, hidpi.height, hidpi.dpi, hidpi.scale) == (2560, 1600, 192.0, 2.0)
     single = read_layout(display.name)
     assert len(single.monitors) == 1 and single.monitors[0].rect == Rect(0, 0, 1280, 800)
+
+
+def test_damage_reports_changes_in_its_region_only(display, start_app):
+    app = start_app(display, "click_target.py", "--title", "D", "--pos", "100,50")
+    x, y, w, h = app.ready["widgets"]["b0"]
+    layout = read_layout(display.name)
+    driver = InputDriver(display.name, layout.viewport())
+    inside = DamageWatch(display.name, Rect(100, 50, 600, 400))
+    elsewhere = DamageWatch(display.name, Rect(900, 500, 300, 200))
+    try:
+        with Screen(display.name) as screen:
+            for watch in (inside, elsewhere):
+                watch.reset()
+            before = screen.grab(cursor=False).copy()
+            driver.execute(Action.move(0.9, 0.9))  # empty root window: nothing repaints
+            assert not inside.damaged() and not elsewhere.damaged()
+            assert np.array_equal(screen.grab(cursor=False), before)
+            cx, cy = 100 + x + w // 2, 50 + y + h // 2
+            driver.execute(Action.click((cx + 0.5) / 1280, (cy + 0.5) / 800))  # the button repaints
+            assert app.next_event()["widget"] == "b0"
+            assert inside.wait(timeout=2.0)
+            assert not elsewhere.damaged()
+            for _ in range(50):  # the repaint ends: a quiet 100 ms reports nothing
+                inside.reset()
+                if not inside.wait(timeout=0.1):
+                    break
+            else:
+                pytest.fail("damage never stopped after one click")
+    finally:
+        inside.close()
+        elsewhere.close()
+        driver.close()

@@ -7,9 +7,8 @@ import shutil
 import sys
 
 import pytest
-from PIL import Image
-
 from conftest import run_cli
+from PIL import Image
 
 SUBCOMMANDS = ["info", "screenshot", "act", "bench", "demo"]
 
@@ -61,11 +60,19 @@ def test_bad_actions_are_one_clear_line(action, words, display):
 
 
 def test_bad_viewports_are_one_clear_line(display):
-    one_error_line(run_cli("act", "--display", display.name, "--region", "1200,0,200,10",
-                           '{"kind": "move", "x": 0, "y": 0}'), "leaves the 1280x800 screen")
-    one_error_line(run_cli("screenshot", "--display", display.name, "--window", "no such window",
-                           "--out", "x.png"), "no window titled")
-    one_error_line(run_cli("screenshot", "--display", display.name, "--monitor", "3", "--out", "x.png"), "no monitor 3")
+    one_error_line(
+        run_cli(
+            "act", "--display", display.name, "--region", "1200,0,200,10", '{"kind": "move", "x": 0, "y": 0}'
+        ),
+        "leaves the 1280x800 screen",
+    )
+    one_error_line(
+        run_cli("screenshot", "--display", display.name, "--window", "no such window", "--out", "x.png"),
+        "no window titled",
+    )
+    one_error_line(
+        run_cli("screenshot", "--display", display.name, "--monitor", "3", "--out", "x.png"), "no monitor 3"
+    )
 
 
 def test_screenshot_and_info(dual_display, tmp_path):

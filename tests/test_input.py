@@ -9,8 +9,8 @@ import sys
 import textwrap
 
 import pytest
-
 from conftest import ROOT, run_cli
+
 from emulator.display import connect
 from emulator.input import InputDriver, keysym
 from emulator.schema import Action, Layout, text_to_actions
@@ -68,7 +68,7 @@ def test_typing_shifted_characters_arrives_exactly(display, start_app):
     driver = InputDriver(display.name, layout.viewport(window))
     try:
         driver.execute(Action.click(*widget_target(app, window, "edit")))
-        text = 'Hello, World! ~@#$%^&*()_+{}|:"<>? `1234567890-=[]\\;\',./ aZ'
+        text = "Hello, World! ~@#$%^&*()_+{}|:\"<>? `1234567890-=[]\\;',./ aZ"
         for action in text_to_actions(text + "\n"):
             driver.execute(action)
         event = app.next_event()
@@ -83,8 +83,16 @@ def test_pyautogui_backend_clicks_too(display, start_app):
     with Screen(display.name) as screen:
         window = screen.window_rect(title="P")
     x, y = widget_target(app, window, "b2")
-    res = run_cli("act", "--display", display.name, "--window", "P", "--backend", "pyautogui",
-                  Action.click(x, y).to_json_str())
+    res = run_cli(
+        "act",
+        "--display",
+        display.name,
+        "--window",
+        "P",
+        "--backend",
+        "pyautogui",
+        Action.click(x, y).to_json_str(),
+    )
     assert res.returncode == 0, res.stderr
     assert app.next_event()["widget"] == "b2"
 
@@ -152,8 +160,13 @@ def _held_state(display: str) -> tuple[bool, bool]:
 
 @pytest.mark.parametrize("mode", ["sigterm", "sigint", "crash"])
 def test_held_input_is_released_on_kill_or_crash(mode, display):
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, display.name, mode], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, display.name, mode],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout.readline().strip() == "held"
     if mode != "crash":
         assert _held_state(display.name) == (True, True)

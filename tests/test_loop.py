@@ -9,13 +9,23 @@ import time
 import pytest
 
 from emulator.demo import run_demo
+from emulator.errors import EmulatorError
 from emulator.input import InputDriver
 from emulator.loop import AgentLoop, FunctionPolicy, Observation, parse_hotkey
-from emulator.errors import EmulatorError
 from emulator.schema import Action, Kind
 from emulator.screen import Screen
 
-STEP_KEYS = {"step", "action", "capture_ms", "preprocess_ms", "infer_ms", "act_ms", "settle_ms", "settled", "step_ms"}
+STEP_KEYS = {
+    "step",
+    "action",
+    "capture_ms",
+    "preprocess_ms",
+    "infer_ms",
+    "act_ms",
+    "settle_ms",
+    "settled",
+    "step_ms",
+}
 
 
 def busy_policy(obs: Observation) -> Action:
@@ -99,7 +109,9 @@ def test_hotkey_must_be_vocabulary_keys():
 @pytest.mark.parametrize("human", [("mousemove", "7", "9"), ("key", "b")])
 def test_human_input_pauses_the_loop(human, rig):
     display, screen, driver = rig
-    loop = AgentLoop(screen, driver, FunctionPolicy(busy_policy), max_steps=10**9, max_seconds=30, takeover_idle=None)
+    loop = AgentLoop(
+        screen, driver, FunctionPolicy(busy_policy), max_steps=10**9, max_seconds=30, takeover_idle=None
+    )
     thread, result = run_in_thread(loop)
     try:
         time.sleep(0.6)
@@ -125,7 +137,9 @@ def test_human_input_pauses_the_loop(human, rig):
 
 def test_takeover_resumes_after_the_person_is_idle(rig):
     display, screen, driver = rig
-    loop = AgentLoop(screen, driver, FunctionPolicy(busy_policy), max_steps=10**9, max_seconds=30, takeover_idle=0.3)
+    loop = AgentLoop(
+        screen, driver, FunctionPolicy(busy_policy), max_steps=10**9, max_seconds=30, takeover_idle=0.3
+    )
     thread, result = run_in_thread(loop)
     try:
         time.sleep(0.3)

@@ -28,8 +28,13 @@ def emit(**msg) -> None:
 class Target(QPushButton):
     def mousePressEvent(self, e) -> None:
         p = e.position()
-        emit(event="click", widget=self.objectName(), x=p.x(), y=p.y(), button=e.button().name.decode()
-             if isinstance(e.button().name, bytes) else str(e.button().name))
+        emit(
+            event="click",
+            widget=self.objectName(),
+            x=p.x(),
+            y=p.y(),
+            button=e.button().name.decode() if isinstance(e.button().name, bytes) else str(e.button().name),
+        )
         super().mousePressEvent(e)
 
 
@@ -38,8 +43,13 @@ class Quadrants(QWidget):
         p = QPainter(self)
         w, h = self.width(), self.height()
         for i, c in enumerate(COLORS):
-            p.fillRect((i % 2) * w // 2, (i // 2) * h // 2, w - w // 2 if i % 2 else w // 2,
-                       h - h // 2 if i // 2 else h // 2, QColor(*c))
+            p.fillRect(
+                (i % 2) * w // 2,
+                (i // 2) * h // 2,
+                w - w // 2 if i % 2 else w // 2,
+                h - h // 2 if i // 2 else h // 2,
+                QColor(*c),
+            )
 
 
 def main() -> None:
@@ -74,8 +84,11 @@ def main() -> None:
 
     def ready() -> None:
         win.activateWindow()
-        widgets = {c.objectName(): [*c.mapTo(win, c.rect().topLeft()).toTuple(), c.width(), c.height()]
-                   for c in win.findChildren(QWidget) if c.objectName()}
+        widgets = {
+            c.objectName(): [*c.mapTo(win, c.rect().topLeft()).toTuple(), c.width(), c.height()]
+            for c in win.findChildren(QWidget)
+            if c.objectName()
+        }
         if not args.colors:
             win.findChild(QLineEdit).setFocus()
         emit(event="ready", dpr=win.devicePixelRatioF(), widgets=widgets, size=[win.width(), win.height()])
