@@ -5,6 +5,7 @@ emulator screenshot --display :1 --out shot.png [--window TITLE | --region x,y,w
 emulator act --display :1 '{"kind": "click", "x": 0.5, "y": 0.5}' [--window TITLE]
 emulator bench capture|input|step --json
 emulator demo                                       # the loop on a private virtual display
+emulator record OUT | inspect OUT | replay OUT --render f.mp4   (recorder/cli.py)
 """
 
 from __future__ import annotations
@@ -164,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="out/demo", help="folder for the screenshot and telemetry")
     p.add_argument("--steps", type=int, default=40)
     p.set_defaults(fn=cmd_demo)
+
+    from recorder.cli import add_commands as recorder_commands
+
+    recorder_commands(sub, _display_arg, _viewport_args)
     return ap
 
 

@@ -1,0 +1,224 @@
+"""The recorder: screen video + input events of one demonstration into a recording folder.
+
+    rec = Recorder("demos/d1", ":1", viewport, RecordOptions(fps=30, task="log in"))
+    rec.start()
+    rec.wait(seconds=60)       # returns on the stop hotkey, `stop()`, the time limit, or an error
+    info = rec.finish()        # -> meta/info.json contents
+
+Three threads that never wait on each other: capture (mss grab on a fixed-rate clock, pointer
+drawn in, masks blacked out) -> a bounded queue -> encode (PyAV) ; plus the pynput listeners
+(recorder/events.py). A frame that finds the queue full, or a capture slot missed because the
+machine was busy, is dropped and counted, never silently. A write error (a full disk) stops the
+recording; everything already written stays readable.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+from emulator.loop import DEFAULT_STOP_HOTKEY
+from emulator.schema import SCHEMA_VERSION, Rect, Viewport
+from emulator.screen import Screen, draw_cursor
+from recorder.events import EventCapture
+from recorder.video import VideoWriter, choose_encoder
+from recorder.writer import DatasetWriter
+
+DEFAULT_PAUSE_HOTKEY = "ctrl+alt+shift+p"
+QUEUE_BYTES = 512 * 2**20  # at most this much raw video waits for the encoder
+
+
+@dataclass
+class RecordOptions:
+    fps: float = 30.0
+    codec: str = "libx264"
+    preset: str = "ultrafast"
+    crf: int = 23
+    task: str = ""
+    masks: list[Rect] = field(default_factory=list)  # screen rectangles blacked out before encoding
+    cursor: bool = True
+    stop_hotkey: str | None = DEFAULT_STOP_HOTKEY
+    pause_hotkey: str | None = DEFAULT_PAUSE_HOTKEY
+
+
+class Recorder:
+    def __init__(self, out: str, display: str, viewport: Viewport, options: RecordOptions | None = None):
+        self.display, self.viewport = display, viewport
+        self.options = o = options or RecordOptions()
+        r = viewport.rect
+        self.encoder = choose_encoder(o.codec, r.width, r.height)
+        with Screen(display) as screen:
+            layout = screen.layout()
+        self.writer = DatasetWriter(out, {
+            "schema_version": SCHEMA_VERSION, "fps": o.fps, "task": o.task,
+            "video": {**self.encoder.to_json(), "preset": o.preset, "crf": o.crf},
+            "viewport": viewport.to_json(), "scale": viewport.scale, "layout": layout.to_json(),
+            "masks": [m.to_json() for m in o.masks], "cursor_drawn": o.cursor,
+            "hotkeys": {"stop": o.stop_hotkey, "pause": o.pause_hotkey},
+            "start_time": time.time(), "clock": "monotonic",
+        })  # fmt: skip
+        frame_bytes = r.width * r.height * 4
+        self._queue: queue.Queue = queue.Queue(
+            maxsize=max(2, min(int(o.fps * 2), QUEUE_BYTES // frame_bytes))
+        )
+        self._stop = threading.Event()
+        self.stopped_by: str | None = None
+        self.error: str | None = None
+        self.frames = self.dropped_full = self.dropped_late = 0
+        self.pauses: list[list[float]] = []
+        self.t0 = 0.0
+        self._threads: list[threading.Thread] = []
+        self.events: EventCapture | None = None
+
+    # -- control ------------------------------------------------------------------------------
+    @property
+    def dropped(self) -> int:
+        return self.dropped_full + self.dropped_late
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.events and self.events.paused)
+
+    def stop(self, reason: str = "stop") -> None:
+        if not self._stop.is_set():
+            self.stopped_by = reason
+            self._stop.set()
+
+    def toggle_pause(self) -> None:
+        now = time.monotonic() - self.t0
+        if self.events.paused:
+            self.pauses[-1][1] = round(now, 4)
+        else:
+            self.pauses.append([round(now, 4), None])
+        self.events.paused = not self.events.paused
+
+    def start(self) -> Recorder:
+        o = self.options
+        hotkeys = {}
+        if o.stop_hotkey:
+            hotkeys[o.stop_hotkey] = lambda: self.stop("hotkey")
+        if o.pause_hotkey:
+            hotkeys[o.pause_hotkey] = self.toggle_pause
+        self.t0 = time.monotonic()
+        self.writer.update_info(t0_monotonic=self.t0)
+        self.events = EventCapture(self.display, self._event, hotkeys)
+        self._video = VideoWriter(self.writer.video_path, self.encoder, o.fps, o.preset, o.crf)
+        for target in (self._capture_loop, self._encode_loop):
+            thread = threading.Thread(target=target, name=target.__name__, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def wait(self, seconds: float | None = None, on_tick=None, tick: float = 0.25) -> None:
+        """Block until stopped (hotkey, `stop()`, an error) or `seconds` of recording have passed;
+        flushes events and journals every `tick` (the crash-safety promise is <= 1 s)."""
+        deadline = None if seconds is None else self.t0 + seconds
+        while not self._stop.wait(tick):
+            self.events.flush()
+            try:
+                self.writer.flush()
+            except OSError as e:
+                self.error = self.error or _describe(e)
+                self.stop("error")
+            if on_tick:
+                on_tick(self)
+            if deadline is not None and time.monotonic() >= deadline:
+                self.stop("time")
+
+    def finish(self) -> dict:
+        """Stop everything, finish the video and write the tables. Returns the final info."""
+        self.stop(self.stopped_by or "stop")
+        if self.events:
+            self.events.stop()
+        for thread in self._threads:
+            thread.join()
+        try:
+            self._video.close()
+        except Exception as e:
+            self.error = self.error or _describe(e)
+        if self.pauses and self.pauses[-1][1] is None:
+            self.pauses[-1][1] = round(time.monotonic() - self.t0, 4)
+        fields = {
+            "status": "complete" if self.error is None else "stopped by error",
+            "error": self.error, "stopped_by": self.stopped_by,
+            "duration": round(time.monotonic() - self.t0, 4), "dropped_frames": self.dropped,
+            "dropped_queue_full": self.dropped_full, "dropped_late": self.dropped_late,
+            "pauses": self.pauses, "unmatched_releases": self.events.unmatched_releases if self.events else 0,
+        }  # fmt: skip
+        try:
+            return self.writer.finish(**fields)
+        except OSError as e:  # a full disk: the journals stay, and the reader reads them
+            self.error = self.error or _describe(e)
+            return {**self.writer.info, **fields, "status": "stopped by error", "error": self.error}
+
+    # -- threads ------------------------------------------------------------------------------
+    def _event(self, event: dict) -> None:
+        event["t"] = round(event["t"] - self.t0, 6)  # seconds since start, on the frames' clock
+        try:
+            self.writer.event(event)
+        except OSError as e:  # raised in a listener thread: stop the recording, keep what is written
+            self.error = self.error or _describe(e)
+            self.stop("error")
+
+    def _capture_loop(self) -> None:
+        period = 1.0 / self.options.fps
+        rect = self.viewport.rect
+        masks = [_clip(m, rect) for m in self.options.masks]
+        slot = 0
+        with Screen(self.display) as screen:
+            start = time.monotonic()  # the slot clock starts when capture can start
+            while not self._stop.is_set():
+                due = start + slot * period
+                delay = due - time.monotonic()
+                if delay > 0 and self._stop.wait(delay):
+                    break
+                late = int((time.monotonic() - due) / period)
+                if late > 0:  # the machine was busy: those slots had no frame
+                    self.dropped_late += late
+                    slot += late
+                slot += 1
+                if self.paused:
+                    continue
+                t = time.monotonic()
+                frame = screen.grab(rect, cursor=False)
+                if self.options.cursor:
+                    px, py, held = screen.pointer()
+                    draw_cursor(frame, px - rect.x, py - rect.y, held)
+                for m in masks:
+                    if m is not None:
+                        frame[m[1] : m[3], m[0] : m[2], :3] = 0
+                try:
+                    self._queue.put_nowait((t - self.t0, frame))
+                except queue.Full:
+                    self.dropped_full += 1
+        self._queue.put(None)
+
+    def _encode_loop(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self.error:
+                continue  # drain: the capture thread must never block on a dead encoder
+            t, frame = item
+            try:
+                pts = self._video.write(frame, t)
+                self.writer.frame(self.frames, t, pts)
+                self.frames += 1
+            except Exception as e:  # OSError(ENOSPC) and friends, possibly wrapped by PyAV
+                self.error = _describe(e)
+                self.stop("error")
+
+
+def _clip(mask: Rect, rect: Rect) -> tuple[int, int, int, int] | None:
+    """A screen rectangle -> (x0, y0, x1, y1) in frame pixels, or None when it misses the frame."""
+    x0, y0 = max(mask.x, rect.x) - rect.x, max(mask.y, rect.y) - rect.y
+    x1 = min(mask.x + mask.width, rect.x + rect.width) - rect.x
+    y1 = min(mask.y + mask.height, rect.y + rect.height) - rect.y
+    return (x0, y0, x1, y1) if x0 < x1 and y0 < y1 else None
+
+
+def _describe(e: BaseException) -> str:
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    if "No space left" in text or getattr(e, "errno", None) == 28:
+        return f"disk full ({text})"
+    return text
