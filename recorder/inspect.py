@@ -13,6 +13,7 @@ from collections import Counter
 
 import numpy as np
 
+from recorder.dataset import RecordingError
 from recorder.reader import Recording
 
 
@@ -24,6 +25,10 @@ def inspect_recording(path: str) -> dict:
         period_ms = 1000 / rec.fps
         lags = [(a["t"] - times[a["frame"]]) * 1000 for a in rec.actions if 0 <= a["frame"] < len(times)]
         video_frames = rec.video_packets()
+        if rec.finished and video_frames < len(rec.frames):
+            raise RecordingError(
+                f"{rec.root}: the video holds {video_frames} of {len(rec.frames)} frames (truncated or corrupt)"
+            )
         span = float(times[-1] - times[0]) if len(times) > 1 else 0.0
         return {
             "path": str(path),

@@ -44,7 +44,7 @@ class Recording:
         self.info = read_json(self.root / INFO)
         if "viewport" not in self.info or "video" not in self.info:
             raise RecordingError(f"{self.root / INFO}: not a recording's info (no viewport or video)")
-        self.finished = (self.root / FRAMES).exists()
+        self.finished = self.info.get("status") == "complete" and (self.root / ACTIONS).exists()
         self.frames = self._table(FRAMES, FRAMES_JOURNAL)
         self.events = self._table(EVENTS, EVENTS_JOURNAL)
         if (self.root / ACTIONS).exists():
@@ -181,6 +181,8 @@ class Recording:
         n = 0
         try:
             for packet in self._container.demux(self._stream):
+                if packet.is_corrupt:
+                    break  # torn by a crash or a full disk: FFmpeg flags the short read
                 n += packet.size > 0
         except Exception:
             pass  # a torn last fragment: count what came before it

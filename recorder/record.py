@@ -181,8 +181,11 @@ class Recorder:
                 slot += 1
                 if self.paused:
                     continue
-                t = time.monotonic()
                 frame = screen.grab(rect, cursor=False)
+                # Stamped when the grab returns: the pixels are at least that old, so a frame stamped
+                # before an event never shows the event's effect (stamping the request was off by
+                # however long the X server took to answer it).
+                t = time.monotonic()
                 if self.options.cursor:
                     px, py, held = screen.pointer()
                     draw_cursor(frame, px - rect.x, py - rect.y, held)

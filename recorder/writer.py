@@ -86,6 +86,7 @@ class DatasetWriter:
                 f.close()
         frames = read_journal(self.root / FRAMES_JOURNAL)
         events = read_journal(self.root / EVENTS_JOURNAL)
+        events.sort(key=lambda e: e["t"])  # two listener threads append; their clocks agree
         actions = derive_actions(events, frames, self.info)
         write_table(self.root / FRAMES, frames, FRAME_SCHEMA)
         write_table(self.root / EVENTS, events, EVENT_SCHEMA)
