@@ -42,6 +42,7 @@ _SPRITE = (
 )
 _OUTLINE = np.array([[c == "#" for c in row] for row in _SPRITE])
 _FILL = np.array([[c == "." for c in row] for row in _SPRITE])
+CURSOR_SIZE = (_OUTLINE.shape[1], _OUTLINE.shape[0])  # width, height of the sprite from its hot spot
 HELD_COLOR = (0, 0, 255)  # BGR: the sprite is filled red while a mouse button is held
 
 

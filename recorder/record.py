@@ -19,10 +19,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from emulator.damage import DamageWatch
 from emulator.loop import DEFAULT_STOP_HOTKEY
 from emulator.schema import SCHEMA_VERSION, Rect, Viewport
-from emulator.screen import Screen, draw_cursor
+from emulator.screen import Screen
 from recorder.events import EventCapture
+from recorder.frames import FrameSource
 from recorder.video import VideoWriter, choose_encoder
 from recorder.writer import DatasetWriter
 
@@ -39,6 +41,7 @@ class RecordOptions:
     task: str = ""
     masks: list[Rect] = field(default_factory=list)  # screen rectangles blacked out before encoding
     cursor: bool = True
+    damage: bool = True  # grab and convert only what changed (X DAMAGE); False: whole frames
     stop_hotkey: str | None = DEFAULT_STOP_HOTKEY
     pause_hotkey: str | None = DEFAULT_PAUSE_HOTKEY
 
@@ -55,7 +58,7 @@ class Recorder:
             "schema_version": SCHEMA_VERSION, "fps": o.fps, "task": o.task,
             "video": {**self.encoder.to_json(), "preset": o.preset, "crf": o.crf},
             "viewport": viewport.to_json(), "scale": viewport.scale, "layout": layout.to_json(),
-            "masks": [m.to_json() for m in o.masks], "cursor_drawn": o.cursor,
+            "masks": [m.to_json() for m in o.masks], "cursor_drawn": o.cursor, "damage_capture": o.damage,
             "hotkeys": {"stop": o.stop_hotkey, "pause": o.pause_hotkey},
             "start_time": time.time(), "clock": "monotonic",
         })  # fmt: skip
@@ -164,10 +167,12 @@ class Recorder:
 
     def _capture_loop(self) -> None:
         period = 1.0 / self.options.fps
-        rect = self.viewport.rect
-        masks = [_clip(m, rect) for m in self.options.masks]
+        o = self.options
         slot = 0
         with Screen(self.display) as screen:
+            patchable = o.damage and self._video.patchable
+            damage = DamageWatch.open(self.display, self.viewport.rect) if patchable else None
+            source = FrameSource(screen, self.viewport.rect, o.masks, o.cursor, damage, max(1, round(o.fps)))
             start = time.monotonic()  # the slot clock starts when capture can start
             while not self._stop.is_set():
                 due = start + slot * period
@@ -180,44 +185,34 @@ class Recorder:
                     slot += late
                 slot += 1
                 if self.paused:
+                    source.resync()  # whatever changed meanwhile, start again from a full frame
                     continue
-                frame = screen.grab(rect, cursor=False)
+                item = source.capture()
                 # Stamped when the grab returns: the pixels are at least that old, so a frame stamped
                 # before an event never shows the event's effect (stamping the request was off by
                 # however long the X server took to answer it).
-                t = time.monotonic()
-                if self.options.cursor:
-                    px, py, held = screen.pointer()
-                    draw_cursor(frame, px - rect.x, py - rect.y, held)
-                for m in masks:
-                    if m is not None:
-                        frame[m[1] : m[3], m[0] : m[2], :3] = 0
+                t = time.monotonic() - self.t0
                 try:
-                    self._queue.put_nowait((t - self.t0, frame))
+                    self._queue.put_nowait((t, *item))
                 except queue.Full:
                     self.dropped_full += 1
+                    source.resync()  # the encoder missed these patches: the next frame is whole
+            if damage:
+                damage.close()
         self._queue.put(None)
 
     def _encode_loop(self) -> None:
         while (item := self._queue.get()) is not None:
             if self.error:
                 continue  # drain: the capture thread must never block on a dead encoder
-            t, frame = item
+            t, kind, data = item
             try:
-                pts = self._video.write(frame, t)
+                pts = self._video.write(data, t) if kind == "full" else self._video.write_patches(data, t)
                 self.writer.frame(self.frames, t, pts)
                 self.frames += 1
             except Exception as e:  # OSError(ENOSPC) and friends, possibly wrapped by PyAV
                 self.error = _describe(e)
                 self.stop("error")
-
-
-def _clip(mask: Rect, rect: Rect) -> tuple[int, int, int, int] | None:
-    """A screen rectangle -> (x0, y0, x1, y1) in frame pixels, or None when it misses the frame."""
-    x0, y0 = max(mask.x, rect.x) - rect.x, max(mask.y, rect.y) - rect.y
-    x1 = min(mask.x + mask.width, rect.x + rect.width) - rect.x
-    y1 = min(mask.y + mask.height, rect.y + rect.height) - rect.y
-    return (x0, y0, x1, y1) if x0 < x1 and y0 < y1 else None
 
 
 def _describe(e: BaseException) -> str:

@@ -6,8 +6,10 @@ into a fragmented MP4 that stays readable up to the last second if the process d
     with VideoWriter("screen.mp4", choice, fps=30) as video:
         video.write(frame_bgra, t_seconds_since_start)
 
-Fragments: `movflags=frag_keyframe+empty_moov+default_base_moof` with a keyframe every second
-and `flush_packets`, so every finished second is on disk (in the page cache: a `kill -9` keeps it).
+Fragments: `movflags=frag_keyframe+empty_moov+default_base_moof`, a fragment every 0.25 s
+(`frag_duration`), a keyframe every second and `flush_packets`, so all but the last quarter second
+is on disk (in the page cache: a `kill -9` keeps it). Encoding runs x264's frame threads, as the
+ffmpeg CLI does (PyAV defaults to slice threads, which cost more CPU).
 Odd sizes are padded with black to even ones (yuv420p needs even) rather than resampled, so pixel
 geometry stays exact; the reader crops the padding off.
 """
@@ -23,6 +25,7 @@ import numpy as np
 from recorder.dataset import RecordingError
 
 TIME_BASE = Fraction(1, 10000)  # 0.1 ms; MPEG-4 part 2 refuses time bases over 16 bits
+FRAGMENT_US = 250_000  # a fragment (what a crash can lose, plus the encoder's few frames of delay)
 FALLBACK_CODECS = ("libx264", "libopenh264", "mpeg4")
 DOWNSCALES = (1, 2, 4)
 
@@ -96,7 +99,8 @@ class VideoWriter:
         self.choice = choice
         self.container = av.open(
             path, "w", format="mp4",
-            options={"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"},
+            options={"movflags": "frag_keyframe+empty_moov+default_base_moof", "frag_duration": str(FRAGMENT_US),
+                     "flush_packets": "1"},
         )  # fmt: skip
         gop = max(1, round(fps))  # a keyframe (and so a fragment) every second
         self.stream = self.container.add_stream(choice.codec, rate=round(fps))
@@ -107,6 +111,9 @@ class VideoWriter:
         )
         self.stream.time_base = self.stream.codec_context.time_base = TIME_BASE
         self.stream.codec_context.gop_size = gop
+        self.stream.codec_context.thread_type = (
+            "FRAME"  # as the ffmpeg CLI: cheaper than PyAV's default slices
+        )
         if choice.codec == "libx264":
             self.stream.options = {"preset": preset, "crf": str(crf), "keyint_min": str(gop)}
         elif choice.codec == "mpeg4":
@@ -118,6 +125,12 @@ class VideoWriter:
         self._buf = None
         if (sw, sh) != (choice.source_width, choice.source_height) or stride != sw * 4:
             self._buf = np.zeros((sh, stride // 4, 4), np.uint8)
+        self._yuv = None  # the last encoded picture, which patches update in place
+        self.patchable = (
+            choice.codec == "libx264"
+            and choice.downscale == 1
+            and (sw, sh) == (choice.source_width, choice.source_height)
+        )  # x264 copies its input: safe to reuse
         self._last_pts = -1
         self._t_first: float | None = None
         self.frames = 0
@@ -133,6 +146,33 @@ class VideoWriter:
             self._frame.planes[0].update(frame)
         c = self.choice
         out = self._frame.reformat(width=c.width, height=c.height, format=c.pix_fmt)
+        self._yuv = out if self.patchable else None
+        return self._encode(out, t)
+
+    def write_patches(self, patches: list[tuple[int, int, np.ndarray]], t: float) -> int:
+        """Encode a frame that differs from the previous one only in `patches`: (x, y, BGRA
+        array) at even x, y with even sizes. Only those pixels are converted to YUV (the whole
+        frame's conversion is the recorder's biggest cost after x264 itself). Needs `patchable`
+        and a full `write` first."""
+        if self._yuv is None:
+            raise ValueError("write_patches needs a full frame first (and a patchable encoder)")
+        import av
+
+        planes = [np.frombuffer(p, np.uint8).reshape(p.height, p.line_size) for p in self._yuv.planes]
+        for x, y, bgra in patches:
+            yuv = av.VideoFrame.from_ndarray(np.ascontiguousarray(bgra), format="bgra").reformat(
+                format="yuv420p"
+            )
+            h, w = bgra.shape[:2]
+            for k, (dst, src) in enumerate(zip(planes, yuv.planes, strict=True)):
+                d = 1 if k == 0 else 2  # chroma planes are half size both ways
+                pw, ph = w // d, h // d
+                dst[y // d : y // d + ph, x // d : x // d + pw] = np.frombuffer(src, np.uint8).reshape(
+                    src.height, src.line_size
+                )[:ph, :pw]
+        return self._encode(self._yuv, t)
+
+    def _encode(self, out, t: float) -> int:
         if self._t_first is None:
             self._t_first = t
         pts = max(round((t - self._t_first) / TIME_BASE), self._last_pts + 1)  # from capture time, increasing

@@ -28,9 +28,13 @@ def actions(events):
 
 
 def test_click_is_aligned_to_the_frame_before_it():
-    rows = derive_actions([move(0.31, 150, 120), button(0.35, True, 150, 120), button(0.4, False, 151, 120)], FRAMES, INFO)
+    rows = derive_actions(
+        [move(0.31, 150, 120), button(0.35, True, 150, 120), button(0.4, False, 151, 120)], FRAMES, INFO
+    )
     assert len(rows) == 1 and rows[0]["frame"] == 3 and rows[0]["kind"] == "click"
-    exactly_on_a_frame = derive_actions([button(0.5, True, 150, 120), button(0.55, False, 150, 120)], FRAMES, INFO)
+    exactly_on_a_frame = derive_actions(
+        [button(0.5, True, 150, 120), button(0.55, False, 150, 120)], FRAMES, INFO
+    )
     assert exactly_on_a_frame[0]["frame"] == 4  # strictly before: frame 5 may already show the click
     a = Action.from_json(rows[0]["action"])
     assert Viewport.from_json(INFO["viewport"]).to_physical(a.x, a.y) == (150, 120)
@@ -58,7 +62,10 @@ def test_drag_is_down_moves_up():
 
 
 def test_scroll_clicks_merge_and_direction_changes_split():
-    s = [{"t": 2.0 + 0.05 * i, "kind": "scroll", "x": 150, "y": 150, "dx": 0, "dy": d} for i, d in enumerate([1, 1, 1, -1])]
+    s = [
+        {"t": 2.0 + 0.05 * i, "kind": "scroll", "x": 150, "y": 150, "dx": 0, "dy": d}
+        for i, d in enumerate([1, 1, 1, -1])
+    ]
     assert [(a.kind, a.dy) for a in actions(s)] == [(Kind.SCROLL, 3), (Kind.SCROLL, -1)]
 
 

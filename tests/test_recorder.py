@@ -1,6 +1,7 @@
 """The recorder on real Xvfb with real X input: frames and events in sync, every event recorded,
 hotkeys and pauses kept out of the data, masks and private files, crash safety (kill -9, a full
-disk), 5K displays and encoder fallback, and one-line errors for broken recordings."""
+disk), 5K displays and encoder fallback, one-line errors for broken recordings, and damage-driven
+capture (patches) reproducing full captures exactly."""
 
 import json
 import os
@@ -13,14 +14,16 @@ import numpy as np
 import pytest
 from conftest import EMULATOR, ROOT, run_cli
 
+from emulator.damage import DamageWatch
 from emulator.display import VirtualDisplay
 from emulator.input import InputDriver
 from emulator.schema import Action, Kind, Rect, text_to_actions
 from emulator.screen import Screen
 from recorder.dataset import RecordingError
+from recorder.frames import FrameSource
 from recorder.reader import Recording
 from recorder.record import Recorder, RecordOptions
-from recorder.video import choose_encoder
+from recorder.video import VideoWriter, choose_encoder
 
 PALETTE = [(230, 30, 30), (30, 200, 40), (40, 40, 230), (240, 220, 20), (200, 30, 200), (20, 210, 210)]
 
@@ -67,7 +70,9 @@ def test_frames_and_clicks_are_in_sync(flip, tmp_path):
             lag = r.frames[first]["t"] - click["t"]
             # The change is on screen one Qt repaint (a few ms) after the event; the next capture
             # slot shows it: within one frame period plus that repaint.
-            assert 0 < lag <= period + 0.015, f"click {k}: first frame with the change {lag * 1000:.1f} ms later"
+            assert 0 < lag <= period + 0.015, (
+                f"click {k}: first frame with the change {lag * 1000:.1f} ms later"
+            )
 
 
 def test_every_injected_event_is_recorded_in_order(display, tmp_path):
@@ -105,7 +110,9 @@ def test_every_injected_event_is_recorded_in_order(display, tmp_path):
     with Recording(tmp_path / "r") as r:
         got = []
         for e in r.events:
-            detail = {"button_down": e["button"], "button_up": e["button"], "scroll": e["dy"]}.get(e["kind"], e["key"])
+            detail = {"button_down": e["button"], "button_up": e["button"], "scroll": e["dy"]}.get(
+                e["kind"], e["key"]
+            )
             got.append((e["kind"], None if e["kind"] == "move" else detail))
         assert got == expected, "\n".join(map(str, got))
         assert info["events"] == len(expected)
@@ -232,7 +239,9 @@ def test_5k_display_records_and_refused_encoders_fall_back(tmp_path):
     with VirtualDisplay(5120, 2880) as d:
         with Screen(d.name) as screen:
             viewport = screen.layout().viewport()
-        rec = Recorder(str(tmp_path / "r"), d.name, viewport, RecordOptions(fps=5, codec="h264_nvenc")).start()
+        rec = Recorder(
+            str(tmp_path / "r"), d.name, viewport, RecordOptions(fps=5, codec="h264_nvenc")
+        ).start()
         time.sleep(1.2)
         rec.stop()
         info = rec.finish()
@@ -242,7 +251,9 @@ def test_5k_display_records_and_refused_encoders_fall_back(tmp_path):
         assert r.frame(0).shape == (2880, 5120, 3)
     # A size refusal (MPEG-4 part 2 stops below 8192 px) falls back to another encoder.
     choice = choose_encoder("mpeg4", 8200, 1000)
-    assert choice.codec != "mpeg4" and choice.width == 8200 and "mpeg4 refused 8200x1000" in choice.fallbacks[0]
+    assert (
+        choice.codec != "mpeg4" and choice.width == 8200 and "mpeg4 refused 8200x1000" in choice.fallbacks[0]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -284,7 +295,9 @@ def test_inspect_and_replay(finished_recording, tmp_path):
         assert ((ring[..., 0] > 150) & (ring[..., 1] < 120)).sum() > 20, "no click marker drawn"
 
 
-@pytest.mark.parametrize("damage", ["video_truncated", "video_garbage", "info_garbage", "events_garbage", "gone"])
+@pytest.mark.parametrize(
+    "damage", ["video_truncated", "video_garbage", "info_garbage", "events_garbage", "gone"]
+)
 def test_broken_recordings_are_one_clear_line(finished_recording, tmp_path, damage):
     out = tmp_path / "r"
     shutil.copytree(finished_recording, out)
@@ -301,7 +314,66 @@ def test_broken_recordings_are_one_clear_line(finished_recording, tmp_path, dama
         shutil.rmtree(out)
     result = run_cli("inspect", str(out))
     assert result.returncode == 2
-    assert result.stderr.startswith("emulator: error: ") and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("emulator: error: ") and len(result.stderr.strip().splitlines()) == 1, (
+        result.stderr
+    )
     if damage == "video_truncated":
         with Recording(out) as r, pytest.raises(RecordingError):
             r.frame(len(r.frames) - 1)
+
+
+def test_damage_patches_rebuild_exactly_the_full_frame(flip):
+    display, app, viewport, driver = flip
+    rect = viewport.rect
+    with Screen(display.name) as screen, DamageWatch(display.name, rect) as damage:
+        source = FrameSource(
+            screen, rect, masks=[Rect(rect.x, rect.y, 40, 30)], damage=damage, full_every=1000
+        )
+        kind, rebuilt = source.capture()
+        assert kind == "full"
+        for k in range(4):
+            driver.execute(Action.click(0.2 + 0.2 * k, 0.6))  # repaint + pointer moved
+            assert app.next_event()["n"] == k + 1
+            time.sleep(0.05)
+            kind, patches = source.capture()
+            assert kind == "patches" and patches
+            assert sum(p.shape[0] * p.shape[1] for _, _, p in patches) < rect.width * rect.height * 1.5
+            for x, y, patch in patches:
+                rebuilt[y : y + patch.shape[0], x : x + patch.shape[1]] = patch
+            truth = screen.grab(rect)  # pointer drawn in the same way
+            truth[0:30, 0:40, :3] = 0
+            assert np.array_equal(rebuilt, truth), f"step {k}: patches differ from a full capture"
+        time.sleep(0.1)
+        kind, patches = source.capture()
+        assert kind == "patches" and patches == []  # nothing changed: nothing grabbed
+
+
+def test_patch_encoding_matches_full_encoding(tmp_path):
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 255, (120, 160, 4), np.uint8)
+    frames = [base.copy()]
+    for k in range(1, 6):
+        f = frames[-1].copy()
+        f[20 + 8 * k : 40 + 8 * k, 30:70] = rng.integers(0, 255, (20, 40, 4), np.uint8)
+        frames.append(f)
+    choice = choose_encoder("libx264", 160, 120)
+    with VideoWriter(str(tmp_path / "full.mp4"), choice, 30, crf=0) as full, \
+         VideoWriter(str(tmp_path / "patch.mp4"), choice, 30, crf=0) as patched:  # fmt: skip
+        assert patched.patchable
+        for k, f in enumerate(frames):
+            full.write(f, k / 30)
+            if k == 0:
+                patched.write(f, 0.0)
+            else:
+                y0 = 20 + 8 * k
+                patched.write_patches([(30, y0, f[y0 : y0 + 20, 30:70])], k / 30)
+    import av
+
+    def decode(name):
+        with av.open(str(tmp_path / name)) as c:
+            return [fr.to_ndarray(format="rgb24").astype(int) for fr in c.decode(video=0)]
+
+    a, b = decode("full.mp4"), decode("patch.mp4")
+    assert len(a) == len(b) == 6
+    for x, y in zip(a, b, strict=True):
+        assert np.abs(x - y).mean() < 0.5  # chroma filtering at patch edges at most
