@@ -34,7 +34,7 @@ demo: setup
 	$(VENV)/bin/emulator demo
 
 bench: setup
-	@for b in capture input step; do $(VENV)/bin/emulator bench $$b --json; done
+	@for b in capture input step recorder; do $(VENV)/bin/emulator bench $$b --json; done
 
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

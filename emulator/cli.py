@@ -157,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_act)
 
     p = sub.add_parser("bench", help="benchmarks, printed as JSON")
-    p.add_argument("what", choices=["capture", "input", "step"])
+    p.add_argument("what", choices=["capture", "input", "step", "recorder"])
     p.add_argument("--json", action="store_true", help="one line of JSON (default: indented)")
     p.set_defaults(fn=cmd_bench)
 

@@ -5,6 +5,7 @@ capture (patches) reproducing full captures exactly."""
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -377,3 +378,35 @@ def test_patch_encoding_matches_full_encoding(tmp_path):
     assert len(a) == len(b) == 6
     for x, y in zip(a, b, strict=True):
         assert np.abs(x - y).mean() < 0.5  # chroma filtering at patch edges at most
+
+
+def test_recorder_benchmark_prints_its_keys():
+    from bench import recorder
+
+    result = recorder.run(seconds=5)
+    keys = {
+        "ours_cpu_s",
+        "ffmpeg_cpu_s",
+        "cpu_ratio",
+        "frames",
+        "dropped_frames",
+        "events_sent",
+        "events_recorded",
+    }
+    assert keys <= set(result)
+    assert result["events_recorded"] == result["events_sent"] > 0 and result["frames"] > 100
+
+
+def test_ctrl_c_finishes_the_recording_cleanly(display, tmp_path):
+    out = tmp_path / "r"
+    proc = subprocess.Popen([*EMULATOR, "record", str(out), "--display", display.name, "--task", "idle", "--progress"],
+                            env={**os.environ, **display.env()}, cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    time.sleep(2.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert re.search(r"frames \d+  dropped \d+  events \d+", err)  # the progress line
+    info = json.loads((out / "meta/info.json").read_text())
+    assert info["status"] == "complete" and info["stopped_by"] == "ctrl+c" and info["task"] == "idle"
+    assert info["frames"] >= 30 and not (out / "frames.jsonl").exists()
