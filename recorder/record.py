@@ -72,6 +72,7 @@ class Recorder:
         self.frames = self.dropped_full = self.dropped_late = 0
         self.pauses: list[list[float]] = []
         self.t0 = 0.0
+        self.last_capture = 0.0  # monotonic time of the newest frame's grab
         self._threads: list[threading.Thread] = []
         self.events: EventCapture | None = None
 
@@ -130,8 +131,19 @@ class Recorder:
             if deadline is not None and time.monotonic() >= deadline:
                 self.stop("time")
 
-    def finish(self) -> dict:
-        """Stop everything, finish the video and write the tables. Returns the final info."""
+    def wait_for_frame(self, after: float, timeout: float = 1.0) -> bool:
+        """Block until a frame grabbed after monotonic time `after` exists (a scripted
+        demonstrator paces itself with this, so each action follows a frame showing its cause)."""
+        deadline = time.monotonic() + timeout
+        while self.last_capture <= after:
+            if time.monotonic() > deadline or self._stop.is_set():
+                return False
+            time.sleep(0.001)
+        return True
+
+    def finish(self, extra: dict | None = None) -> dict:
+        """Stop everything, finish the video and write the tables. Returns the final info;
+        `extra` fields (e.g. an episode's reward) are added to it."""
         self.stop(self.stopped_by or "stop")
         if self.events:
             self.events.stop()
@@ -149,6 +161,7 @@ class Recorder:
             "duration": round(time.monotonic() - self.t0, 4), "dropped_frames": self.dropped,
             "dropped_queue_full": self.dropped_full, "dropped_late": self.dropped_late,
             "pauses": self.pauses, "unmatched_releases": self.events.unmatched_releases if self.events else 0,
+            **(extra or {}),
         }  # fmt: skip
         try:
             return self.writer.finish(**fields)
@@ -191,7 +204,8 @@ class Recorder:
                 # Stamped when the grab returns: the pixels are at least that old, so a frame stamped
                 # before an event never shows the event's effect (stamping the request was off by
                 # however long the X server took to answer it).
-                t = time.monotonic() - self.t0
+                self.last_capture = time.monotonic()
+                t = self.last_capture - self.t0
                 try:
                     self._queue.put_nowait((t, *item))
                 except queue.Full:

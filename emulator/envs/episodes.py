@@ -1,0 +1,121 @@
+"""One MiniWoB++ episode, played by any policy through the product's own agent loop, optionally
+recorded by the product's own recorder.
+
+    result = run_episode(world, "enter-text", seed=3, policy="expert", record_to="data/enter-text/3")
+
+Policies: "expert" (privileged, emulator/envs/experts.py), "random" (clicks and keys anywhere in
+the task area), or a path to an ONNX model (models/policy.py). The loop runs exactly as shipped
+(settling on X DAMAGE after each action) and ends when MiniWoB says the episode is done, on the
+step budget, or on the page's own 10 s timer.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import asdict, dataclass
+
+from emulator.envs.experts import expert_action
+from emulator.envs.miniwob import MiniWoBWorld
+from emulator.loop import AgentLoop, FunctionPolicy, Observation, Policy
+from emulator.schema import Action
+
+MAX_STEPS = 50
+MAX_SECONDS = 12.0  # MiniWoB's own timer ends every episode at 10 s
+RECORD_FPS = 60
+
+
+@dataclass
+class EpisodeResult:
+    task: str
+    seed: int
+    success: bool
+    reward: float
+    raw_reward: float
+    steps: int
+    seconds: float
+    stopped_by: str
+    utterance: str
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def random_policy(seed: int) -> Policy:
+    rng = random.Random(seed)
+
+    def act(obs: Observation) -> Action:
+        if rng.random() < 0.8:
+            return Action.click(rng.random(), 50 / 210 + rng.random() * 160 / 210)
+        return Action.press(rng.choice("abcdefghijklmnopqrstuvwxyz"))
+
+    return FunctionPolicy(act)
+
+
+def make_policy(spec: str, world: MiniWoBWorld, seed: int) -> Policy:
+    if spec == "expert":
+        return FunctionPolicy(lambda obs: expert_action(world, world.episode_fields))
+    if spec == "random":
+        return random_policy(seed)
+    from models.policy import OnnxPolicy  # the model issue's runtime; imported only when asked for
+
+    return OnnxPolicy.cached(spec)
+
+
+def run_episode(
+    world: MiniWoBWorld,
+    task: str,
+    seed: int,
+    policy: str | Policy = "expert",
+    record_to: str | None = None,
+    max_steps: int = MAX_STEPS,
+) -> EpisodeResult:
+    utterance = world.reset(task, seed)
+    world.episode_fields = world.fields()
+    agent = make_policy(policy, world, seed) if isinstance(policy, str) else policy
+    recorder = None
+    if record_to is not None:
+        from recorder.record import Recorder, RecordOptions
+
+        options = RecordOptions(fps=RECORD_FPS, task=utterance, stop_hotkey=None, pause_hotkey=None)
+        recorder = Recorder(record_to, world.display.name, world.viewport, options).start()
+        recorder.wait_for_frame(time.monotonic())
+        agent = _paced(agent, recorder)
+
+    def check_done(timing, obs) -> None:
+        if world.status().done:
+            loop.stop("done")
+
+    loop = AgentLoop(
+        world.screen, world.driver, agent, max_steps=max_steps, max_seconds=MAX_SECONDS,
+        settle_timeout=0.5, react_window=0.05, settle_poll=0.02, stop_hotkey=None, takeover=False,
+        on_step=check_done,
+    )  # fmt: skip
+    start = time.monotonic()
+    summary = loop.run()
+    seconds = time.monotonic() - start
+    status = world.status()
+    result = EpisodeResult(
+        task, seed, status.success, status.reward, status.raw_reward, summary.steps, round(seconds, 4),
+        summary.stopped_by, utterance,
+    )  # fmt: skip
+    if recorder is not None:
+        recorder.finish(
+            extra={"episode": {**result.to_json(), "policy": policy if isinstance(policy, str) else "custom"}}
+        )
+    return result
+
+
+def _paced(policy: Policy, recorder) -> Policy:
+    """Acts only once the recorder holds a frame grabbed after the screen settled, so every
+    recorded action is aligned to a frame that shows the result of the one before."""
+
+    class Paced:
+        def preprocess(self, obs):
+            recorder.wait_for_frame(time.monotonic())
+            return policy.preprocess(obs)
+
+        def act(self, inputs):
+            return policy.act(inputs)
+
+    return Paced()

@@ -1,0 +1,243 @@
+"""Scripted experts for the MiniWoB++ training suite: read the page (privileged), decide the next
+schema action, and leave the acting to the real input layer like any policy.
+
+    action = expert_action(world)     # the next step from the page as it is now
+
+Experts are state-based: each call looks at the page as it is now (values, focus, checked boxes,
+the dragged box's position, whether a button is held) and returns the next step. So they can
+label any state an agent reaches (DAgger), recover from their own slips, and type like a person:
+click a field, then one key per character (Shift for capitals), fixing mistakes with Backspace.
+Drags are mouse_down, moves of at most DRAG_STEP px, mouse_up. While the page animates they wait.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from emulator.envs.miniwob import TASK_H, TASK_W, MiniWoBWorld
+from emulator.schema import Action, Kind, char_to_key
+
+DRAG_STEP = 12  # px per pointer move while dragging
+WAIT = Action.wait(0.02)
+
+# Every visible element matching a CSS selector, as plain data, in task-area pixels.
+_QUERY = """
+const wrap = document.getElementById('wrap').getBoundingClientRect();
+return Array.from(document.querySelectorAll(arguments[0])).map(e => {
+  const rs = Array.from(e.getClientRects());
+  const r = rs.length ? rs[0] : e.getBoundingClientRect();
+  const s = window.getComputedStyle(e);
+  return {x: r.left - wrap.left, y: r.top - wrap.top, w: r.width, h: r.height,
+          text: (e.textContent || '').trim(), value: e.value === undefined ? null : e.value,
+          checked: !!e.checked, focused: document.activeElement === e, id: e.id,
+          data: Object.assign({}, e.dataset), fill: e.getAttribute('fill'),
+          size: parseFloat(e.getAttribute('font-size') || e.getAttribute('width') || (2 * e.getAttribute('r')) || 0),
+          tag: e.tagName.toLowerCase(), visible: s.display !== 'none' && s.visibility !== 'hidden' && r.width > 0};
+});
+"""
+
+
+def query(world: MiniWoBWorld, selector: str) -> list[dict]:
+    return [e for e in world.js(_QUERY, selector) if e["visible"]]
+
+
+def click_at(x: float, y: float) -> Action:
+    """A click on task-area pixel (x, y), clamped inside the area."""
+    px, py = min(max(int(x), 0), TASK_W - 1), min(max(int(y), 0), TASK_H - 1)
+    return Action.click((px + 0.5) / TASK_W, (py + 0.5) / TASK_H)
+
+
+def click_on(el: dict, avoid: list[dict] = ()) -> Action:
+    """A click on the element's centre, or on the visible point farthest from `avoid` elements."""
+    cx, cy = el["x"] + el["w"] / 2, el["y"] + el["h"] / 2
+    if avoid:
+        best, best_d = None, -1.0
+        for fx in (0.2, 0.35, 0.5, 0.65, 0.8):
+            for fy in (0.2, 0.35, 0.5, 0.65, 0.8):
+                x, y = el["x"] + fx * el["w"], el["y"] + fy * el["h"]
+                d = min(_outside(a, x, y) for a in avoid)
+                if d > best_d:
+                    best, best_d = (x, y), d
+        cx, cy = best
+    return click_at(cx, cy)
+
+
+def _outside(el: dict, x: float, y: float) -> float:
+    """How far (x, y) is outside `el` (negative inside)."""
+    dx = max(el["x"] - x, x - (el["x"] + el["w"]))
+    dy = max(el["y"] - y, y - (el["y"] + el["h"]))
+    return max(dx, dy)
+
+
+def type_into(world: MiniWoBWorld, field: dict, wanted: str) -> Action | None:
+    """The next step to make `field` hold `wanted`, or None when it does."""
+    value = field["value"] or ""
+    if value == wanted:
+        return None
+    if not field["focused"]:
+        return click_on(field)
+    if wanted.startswith(value):
+        return Action.press(*char_to_key(wanted[len(value)]))
+    return Action.press("backspace")
+
+
+def fill_form(world: MiniWoBWorld, fields: list[tuple[str, str]], submit: str = "#subbtn") -> Action:
+    for selector, wanted in fields:
+        found = query(world, selector)
+        if not found:
+            return WAIT
+        step = type_into(world, found[0], wanted)
+        if step is not None:
+            return step
+    return click_on(query(world, submit)[0])
+
+
+def _first(world, selector: str, pred: Callable[[dict], bool] = lambda e: True) -> dict | None:
+    return next((e for e in query(world, selector) if pred(e)), None)
+
+
+def _click_first(world, selector: str, pred: Callable[[dict], bool] = lambda e: True) -> Action:
+    el = _first(world, selector, pred)
+    return click_on(el) if el else WAIT
+
+
+# -- the suite -----------------------------------------------------------------------------------
+
+
+def click_test_2(world, f):
+    buttons = query(world, "#subbtn, #subbtn2")
+    target = next((b for b in buttons if b["text"] == f["target"]), None)
+    if target is None:
+        return WAIT
+    return click_on(target, avoid=[b for b in buttons if b is not target])
+
+
+def click_dialog_2(world, f):
+    if f["target"].lower() == "x":
+        return _click_first(world, ".ui-dialog-titlebar-close")
+    return _click_first(world, ".ui-dialog-buttonset button", lambda e: e["text"] == f["target"])
+
+
+def click_shape(world, f):
+    words = world.utterance().rstrip(".").split()[3:]  # "Click on a [size] [color] thing"
+    size = words.pop(0) if words and words[0] in ("large", "small") else None
+    colors = ("red", "green", "blue", "aqua", "black", "magenta", "yellow")
+    color = words.pop(0) if len(words) > 1 and words[0] in colors else None
+    what = " ".join(words)
+    kinds = {"text": None, "rect": "rectangle", "circle": "circle", "polygon": "triangle"}
+    for e in query(world, "#area_svg > *"):
+        shape = kinds.get(e["tag"])
+        is_digit = e["tag"] == "text" and e["text"].isdigit()
+        kind = "shape" if shape else ("digit" if is_digit else "letter")
+        large = e["size"] > 15
+        if size and large != (size == "large"):
+            continue
+        if color and e["fill"] != color:
+            continue
+        if what not in ("item", kind, shape or e["text"]):
+            continue
+        return click_on(e)
+    return WAIT
+
+
+def click_checkboxes(world, f):
+    wanted = {v for k, v in f.items() if k.startswith("target")}
+    for text, checked, box_id in _labelled_boxes(world):
+        if (text in wanted) != checked:
+            return _click_first(world, f"#{box_id}")
+    return _click_first(world, "#subbtn")
+
+
+def click_option(world, f):
+    for text, checked, box_id in _labelled_boxes(world):
+        if text == f["target"] and not checked:
+            return _click_first(world, f"#{box_id}")
+    return _click_first(world, "#subbtn")
+
+
+def _labelled_boxes(world) -> list[tuple[str, bool, str]]:
+    """(label text, checked, input id) of each checkbox or radio button in #boxes."""
+    return world.js(
+        "return Array.from(document.querySelectorAll('#boxes label')).map(l => "
+        "[l.textContent.trim(), l.querySelector('input').checked, l.querySelector('input').id]);"
+    )
+
+
+def click_collapsible(world, f):
+    if world.js("return $(':animated').length;"):
+        return WAIT
+    if not world.js("return $('.ui-accordion-content:visible').length;"):
+        return _click_first(world, "#area h3")
+    return _click_first(world, "#subbtn")
+
+
+def drag_box(world, f):
+    small, large = _first(world, "#draggableSmall"), _first(world, "#draggableLarge")
+    if small is None or large is None:
+        return WAIT
+    _, _, held = world.screen.pointer()
+    inside = (large["x"] <= small["x"] and large["y"] <= small["y"]
+              and small["x"] + small["w"] <= large["x"] + large["w"]
+              and small["y"] + small["h"] <= large["y"] + large["h"])  # fmt: skip
+    px, py = _pointer_in_area(world)
+    if inside:
+        return (
+            Action(Kind.MOUSE_UP, (px + 0.5) / TASK_W, (py + 0.5) / TASK_H)
+            if held
+            else _click_first(world, "#subbtn")
+        )
+    if not held:
+        c = click_on(small)
+        return Action(Kind.MOUSE_DOWN, c.x, c.y)
+    # Move so the small box's centre heads for the large box's centre, DRAG_STEP px at a time.
+    dx = (large["x"] + large["w"] / 2) - (small["x"] + small["w"] / 2)
+    dy = (large["y"] + large["h"] / 2) - (small["y"] + small["h"] / 2)
+    dist = max(abs(dx), abs(dy), 1e-9)
+    k = min(1.0, DRAG_STEP / dist)
+    x, y = min(max(px + dx * k, 0), TASK_W - 1), min(max(py + dy * k, 0), TASK_H - 1)
+    return Action.move((int(x) + 0.5) / TASK_W, (int(y) + 0.5) / TASK_H)
+
+
+def _pointer_in_area(world) -> tuple[int, int]:
+    x, y, _ = world.screen.pointer()
+    return x - world.area.x, y - world.area.y
+
+
+def grid_coordinate(world, f):
+    return _click_first(world, "circle", lambda e: e["id"] == f"({f['x']},{f['y']})")
+
+
+EXPERTS: dict[str, Callable[[MiniWoBWorld, dict], Action]] = {
+    "click-test": lambda w, f: _click_first(w, "#subbtn"),
+    "click-test-2": click_test_2,
+    "click-button": lambda w, f: _click_first(w, "#area button", lambda e: e["text"] == f["target"]),
+    "click-link": lambda w, f: _click_first(w, "#area .alink", lambda e: e["text"] == f["target"]),
+    "click-dialog": lambda w, f: _click_first(w, ".ui-dialog-titlebar-close"),
+    "click-dialog-2": click_dialog_2,
+    "click-tab": lambda w, f: _click_first(
+        w, ".ui-tabs-anchor", lambda e: e["text"] == f"Tab #{f['target']}"
+    ),
+    "click-color": lambda w, f: _click_first(
+        w, "#area .color", lambda e: e["data"].get("color") == f["target"]
+    ),
+    "click-shape": click_shape,
+    "click-widget": lambda w, f: _click_first(w, f"#area [data-type='{f['target']}']"),
+    "click-checkboxes": click_checkboxes,
+    "click-option": click_option,
+    "click-collapsible": click_collapsible,
+    "focus-text": lambda w, f: _click_first(w, "#tt"),
+    "focus-text-2": lambda w, f: _click_first(w, f"#tt{f['target']}"),
+    "enter-text": lambda w, f: fill_form(w, [("#tt", f["target"])]),
+    "enter-password": lambda w, f: fill_form(w, [("#password", f["target"]), ("#verify", f["target"])]),
+    "login-user": lambda w, f: fill_form(w, [("#username", f["username"]), ("#password", f["password"])]),
+    "drag-box": drag_box,
+    "grid-coordinate": grid_coordinate,
+}
+
+
+def expert_action(world: MiniWoBWorld, fields: dict | None = None) -> Action:
+    """The expert's next action for the task `world` shows, from the page as it is now."""
+    expert = EXPERTS.get(world.task)
+    if expert is None:
+        raise KeyError(f"no expert for {world.task}; experts cover the training suite only")
+    return expert(world, world.fields() if fields is None else fields)
