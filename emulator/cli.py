@@ -6,6 +6,7 @@ emulator act --display :1 '{"kind": "click", "x": 0.5, "y": 0.5}' [--window TITL
 emulator bench capture|input|step --json
 emulator demo                                       # the loop on a private virtual display
 emulator record OUT | inspect OUT | replay OUT --render f.mp4   (recorder/cli.py)
+emulator collect ... | eval ...                                  (emulator/envs/cli.py)
 """
 
 from __future__ import annotations
@@ -169,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     from recorder.cli import add_commands as recorder_commands
 
     recorder_commands(sub, _display_arg, _viewport_args)
+    from emulator.envs.cli import add_commands as world_commands
+
+    world_commands(sub)
     return ap
 
 

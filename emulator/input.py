@@ -346,6 +346,8 @@ class InputDriver:
 
     def release_all(self) -> None:
         """Release every key and button this driver holds (safe to call any time, twice)."""
+        if not self._held_keys and not self._held_buttons:
+            return
         with self._lock:
             for key in reversed(self._held_keys[:]):
                 with contextlib.suppress(Exception):
@@ -363,12 +365,33 @@ class InputDriver:
         _live.discard(self)
         self._b.close()
 
+    def release_from_signal(self) -> None:
+        """Release what this driver holds over a fresh X connection. A signal handler may have
+        interrupted this driver mid-request; reusing its connection then would hang."""
+        keys, buttons = self.held
+        if not keys and not buttons:
+            return
+        from Xlib import X
+        from Xlib.ext import xtest
 
-def release_everything() -> None:
+        from emulator.display import connect
+
+        conn = connect(self.display, retries=1)
+        for key in reversed(keys):
+            xtest.fake_input(conn, X.KeyRelease, conn.keysym_to_keycode(keysym(key)))
+        for button in buttons:
+            xtest.fake_input(conn, X.ButtonRelease, BUTTON_NUMBERS[button])
+        conn.sync()
+        conn.close()
+        self._held_keys.clear()
+        self._held_buttons.clear()
+
+
+def release_everything(from_signal: bool = False) -> None:
     """Release what every live driver holds (atexit and signal handlers call this)."""
     for driver in list(_live):
         with contextlib.suppress(Exception):
-            driver.release_all()
+            driver.release_from_signal() if from_signal else driver.release_all()
 
 
 _installed = False
@@ -387,7 +410,7 @@ def _install_release_handlers() -> None:
         previous = signal.getsignal(sig)
 
         def handler(signum, frame, previous=previous):
-            release_everything()
+            release_everything(from_signal=True)
             if callable(previous):
                 return previous(signum, frame)
             if previous == signal.SIG_IGN:

@@ -30,6 +30,7 @@ from recorder.dataset import BUTTON_DOWN, BUTTON_UP, KEY_DOWN, KEY_UP, MOVE, SCR
 DRAG_PX = 5
 DOUBLE_S, DOUBLE_PX = 0.5, 5
 SCROLL_MERGE_S = 0.25
+RELEASE_MOVE_S = 0.005
 
 
 def derive_actions(events: list[dict], frames: list[dict], info: dict) -> list[dict]:
@@ -145,9 +146,16 @@ def _emit_drag(emit, norm, p: dict, up: dict, period: float) -> None:
         return  # a drag that starts or ends outside the viewport is not ours to learn
     button = d["button"]
     emit(Action(Kind.MOUSE_DOWN, *start, button=button, mods=p["mods"]), d["t"])
-    last_t = d["t"]
-    for m in p["path"]:
-        if m["t"] - last_t >= period and (pos := norm(m["x"], m["y"])) is not None:
-            emit(Action.move(*pos), m["t"])
-            last_t = m["t"]
+    last_t, last_xy = d["t"], (d["x"], d["y"])
+    # An input layer moves to the release point right before releasing (X reports that move even
+    # in place): such a move, within RELEASE_MOVE_S of the release, belongs to the release.
+    path = [
+        m for m in p["path"]
+        if not ((m["x"], m["y"]) == (up["x"], up["y"]) and up["t"] - m["t"] < RELEASE_MOVE_S)
+    ]  # fmt: skip
+    for m in path:
+        if (m["x"], m["y"]) == last_xy or m["t"] - last_t < period or (pos := norm(m["x"], m["y"])) is None:
+            continue
+        emit(Action.move(*pos), m["t"])
+        last_t, last_xy = m["t"], (m["x"], m["y"])
     emit(Action(Kind.MOUSE_UP, *end, button=button, mods=p["mods"]), up["t"])

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from emulator.envs.experts import expert_action
 from emulator.envs.miniwob import MiniWoBWorld
@@ -36,6 +36,7 @@ class EpisodeResult:
     seconds: float
     stopped_by: str
     utterance: str
+    actions: list = field(default_factory=list)  # what the policy did (schema JSON), waits left out
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -97,7 +98,7 @@ def run_episode(
     status = world.status()
     result = EpisodeResult(
         task, seed, status.success, status.reward, status.raw_reward, summary.steps, round(seconds, 4),
-        summary.stopped_by, utterance,
+        summary.stopped_by, utterance, [t.action for t in summary.timings if t.action["kind"] != "wait"],
     )  # fmt: skip
     if recorder is not None:
         recorder.finish(

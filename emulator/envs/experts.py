@@ -51,7 +51,7 @@ def click_on(el: dict, avoid: list[dict] = ()) -> Action:
     """A click on the element's centre, or on the visible point farthest from `avoid` elements."""
     cx, cy = el["x"] + el["w"] / 2, el["y"] + el["h"] / 2
     if avoid:
-        best, best_d = None, -1.0
+        best, best_d = None, float("-inf")
         for fx in (0.2, 0.35, 0.5, 0.65, 0.8):
             for fy in (0.2, 0.35, 0.5, 0.65, 0.8):
                 x, y = el["x"] + fx * el["w"], el["y"] + fy * el["h"]
@@ -60,6 +60,26 @@ def click_on(el: dict, avoid: list[dict] = ()) -> Action:
                     best, best_d = (x, y), d
         cx, cy = best
     return click_at(cx, cy)
+
+
+def hit_point(world: MiniWoBWorld, el: dict) -> tuple[int, int, str] | None:
+    """A pixel where a click would land on `el` itself (the browser's own hit test, so boxes on
+    top of it count), nearest its centre; with the element's id minus its prefix."""
+    found = world.js(
+        "const [id, x0, y0, w, h] = arguments; const wrap = document.getElementById('wrap').getBoundingClientRect();"
+        "const el = document.getElementById(id); let best = null, bestD = 1e9;"
+        "for (let y = y0 + 3; y < y0 + h - 2; y += 3) for (let x = x0 + 3; x < x0 + w - 2; x += 3) {"
+        "  const hit = document.elementFromPoint(wrap.left + x, wrap.top + y);"
+        "  const d = Math.abs(x - x0 - w / 2) + Math.abs(y - y0 - h / 2);"
+        "  if (hit && (hit === el || el.contains(hit)) && d < bestD) { best = [Math.floor(x), Math.floor(y)]; bestD = d; } }"
+        "return best;",
+        el["id"],
+        el["x"],
+        el["y"],
+        el["w"],
+        el["h"],
+    )
+    return None if found is None else (found[0], found[1], el["id"].removeprefix("draggable").lower())
 
 
 def _outside(el: dict, x: float, y: float) -> float:
@@ -172,28 +192,31 @@ def click_collapsible(world, f):
 
 
 def drag_box(world, f):
+    """drag-box counts the small box as inside when 0 < small - large < 30 px on both axes (CSS
+    top/left). Grab the small box on a visible part; if the large one covers it entirely, drag
+    the large one instead."""
     small, large = _first(world, "#draggableSmall"), _first(world, "#draggableLarge")
     if small is None or large is None:
         return WAIT
+    rel = (small["x"] - large["x"], small["y"] - large["y"])
+    inside = all(2 < d < 28 for d in rel)
     _, _, held = world.screen.pointer()
-    inside = (large["x"] <= small["x"] and large["y"] <= small["y"]
-              and small["x"] + small["w"] <= large["x"] + large["w"]
-              and small["y"] + small["h"] <= large["y"] + large["h"])  # fmt: skip
     px, py = _pointer_in_area(world)
-    if inside:
-        return (
-            Action(Kind.MOUSE_UP, (px + 0.5) / TASK_W, (py + 0.5) / TASK_H)
-            if held
-            else _click_first(world, "#subbtn")
-        )
+    memo = world.episode_memo
     if not held:
-        c = click_on(small)
-        return Action(Kind.MOUSE_DOWN, c.x, c.y)
-    # Move so the small box's centre heads for the large box's centre, DRAG_STEP px at a time.
-    dx = (large["x"] + large["w"] / 2) - (small["x"] + small["w"] / 2)
-    dy = (large["y"] + large["h"] / 2) - (small["y"] + small["h"] / 2)
-    dist = max(abs(dx), abs(dy), 1e-9)
-    k = min(1.0, DRAG_STEP / dist)
+        if inside:
+            return _click_first(world, "#subbtn")
+        point = hit_point(world, small) or hit_point(world, large)
+        if point is None:
+            return WAIT
+        memo["grabbed"] = point[2]
+        grab = click_at(point[0], point[1])
+        return Action(Kind.MOUSE_DOWN, grab.x, grab.y)
+    if inside:
+        return Action(Kind.MOUSE_UP, (px + 0.5) / TASK_W, (py + 0.5) / TASK_H)
+    sign = 1 if memo.get("grabbed") == "small" else -1
+    dx, dy = sign * (15 - rel[0]), sign * (15 - rel[1])  # move so that rel becomes (15, 15)
+    k = min(1.0, DRAG_STEP / max(abs(dx), abs(dy), 1e-9))
     x, y = min(max(px + dx * k, 0), TASK_W - 1), min(max(py + dy * k, 0), TASK_H - 1)
     return Action.move((int(x) + 0.5) / TASK_W, (int(y) + 0.5) / TASK_H)
 

@@ -81,6 +81,14 @@ def _find(candidates: tuple[str, ...], env: str, what: str) -> str:
     raise EmulatorError(f"{what} not found (set {env}, or run `make setup`)")
 
 
+def check_browser() -> None:
+    """Fail early, with one clear line, when Chromium or chromedriver is missing."""
+    _find(CHROMIUM, "MINIWOB_CHROME_BINARY", "Chromium")
+    _find(CHROMEDRIVER, "MINIWOB_CHROMEDRIVER", "chromedriver")
+    if not shutil.which("Xvfb"):
+        raise EmulatorError("Xvfb is not installed: run `make setup`")
+
+
 class MiniWoBWorld:
     """One Xvfb display with one Chromium showing MiniWoB++ tasks."""
 
@@ -91,6 +99,7 @@ class MiniWoBWorld:
             self.web = self._start_chromium()
             self.task: str | None = None
             self.episode_fields: dict = {}
+            self.episode_memo: dict = {}  # an expert's notes within one episode
             self.screen = Screen(self.display.name)
             self._home = InputDriver(self.display.name, self.screen.layout().viewport())  # calibration only
             self.load("click-test")
@@ -192,6 +201,7 @@ class MiniWoBWorld:
         else:
             raise EmulatorError(f"{task}: the episode did not become ready")
         self.settle()
+        self.episode_memo = {}
         self.episode_start = time.monotonic()
         return self.utterance()
 
@@ -250,6 +260,10 @@ class MiniWoBWorld:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def close(self) -> None:
+        """Stop Chromium and Xvfb. Safe to call twice."""
+        if getattr(self, "_closed", False):
+            return
+        self._closed = True
         for name in ("driver", "_home", "damage"):
             if hasattr(self, name):
                 getattr(self, name).close()
