@@ -7,6 +7,7 @@ emulator bench capture|input|step --json
 emulator demo                                       # the loop on a private virtual display
 emulator record OUT | inspect OUT | replay OUT --render f.mp4   (recorder/cli.py)
 emulator collect ... | eval ...                                  (emulator/envs/cli.py)
+emulator train ... | run ...                                     (models/cli.py)
 """
 
 from __future__ import annotations
@@ -158,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_act)
 
     p = sub.add_parser("bench", help="benchmarks, printed as JSON")
-    p.add_argument("what", choices=["capture", "input", "step", "recorder"])
+    p.add_argument("what", choices=["capture", "input", "step", "recorder", "infer"])
     p.add_argument("--json", action="store_true", help="one line of JSON (default: indented)")
     p.set_defaults(fn=cmd_bench)
 
@@ -173,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     from emulator.envs.cli import add_commands as world_commands
 
     world_commands(sub)
+    from models.cli import add_commands as model_commands
+
+    model_commands(sub)
     return ap
 
 

@@ -26,7 +26,7 @@ def cmd_record(args) -> int:
     with Screen(display.name) as screen:
         viewport = resolve_viewport(screen, args)
     options = RecordOptions(
-        fps=args.fps, codec=args.codec, preset=args.preset, crf=args.crf, task=args.task or "",
+        fps=args.fps, codec=args.codec, preset=args.preset, crf=args.crf, pix_fmt=args.pix_fmt, task=args.task or "",
         masks=masks, cursor=not args.no_cursor, stop_hotkey=args.stop_hotkey, pause_hotkey=args.pause_hotkey,
     )  # fmt: skip
     recorder = Recorder(args.out, display.name, viewport, options)
@@ -105,7 +105,10 @@ def add_commands(sub, display_arg, viewport_args) -> None:
     )
     p.add_argument("--codec", default="libx264", help="video encoder (falls back when it refuses the size)")
     p.add_argument("--preset", default="ultrafast", help="x264 preset")
-    p.add_argument("--crf", type=int, default=23, help="x264 quality (lower: better, bigger)")
+    p.add_argument("--crf", type=int, default=23, help="x264 quality (lower: better, bigger; 0: lossless)")
+    p.add_argument(
+        "--pix-fmt", default="yuv420p", choices=["yuv420p", "yuv444p"], help="yuv444p keeps full colour"
+    )
     p.add_argument("--no-cursor", action="store_true", help="do not draw the pointer into the video")
     p.add_argument("--stop-hotkey", default=DEFAULT_STOP_HOTKEY)
     p.add_argument("--pause-hotkey", default=DEFAULT_PAUSE_HOTKEY)

@@ -37,7 +37,8 @@ class RecordOptions:
     fps: float = 30.0
     codec: str = "libx264"
     preset: str = "ultrafast"
-    crf: int = 23
+    crf: int = 23  # 0 with pix_fmt yuv444p: lossless, frames decode to exactly what was captured
+    pix_fmt: str = "yuv420p"
     task: str = ""
     masks: list[Rect] = field(default_factory=list)  # screen rectangles blacked out before encoding
     cursor: bool = True
@@ -51,7 +52,7 @@ class Recorder:
         self.display, self.viewport = display, viewport
         self.options = o = options or RecordOptions()
         r = viewport.rect
-        self.encoder = choose_encoder(o.codec, r.width, r.height)
+        self.encoder = choose_encoder(o.codec, r.width, r.height, o.pix_fmt)
         with Screen(display) as screen:
             layout = screen.layout()
         self.writer = DatasetWriter(out, {

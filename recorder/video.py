@@ -159,17 +159,16 @@ class VideoWriter:
         import av
 
         planes = [np.frombuffer(p, np.uint8).reshape(p.height, p.line_size) for p in self._yuv.planes]
+        c = self.choice
         for x, y, bgra in patches:
-            yuv = av.VideoFrame.from_ndarray(np.ascontiguousarray(bgra), format="bgra").reformat(
-                format="yuv420p"
-            )
+            src = np.ascontiguousarray(bgra)
+            yuv = av.VideoFrame.from_ndarray(src, format="bgra").reformat(format=c.pix_fmt)
             h, w = bgra.shape[:2]
-            for k, (dst, src) in enumerate(zip(planes, yuv.planes, strict=True)):
-                d = 1 if k == 0 else 2  # chroma planes are half size both ways
-                pw, ph = w // d, h // d
-                dst[y // d : y // d + ph, x // d : x // d + pw] = np.frombuffer(src, np.uint8).reshape(
-                    src.height, src.line_size
-                )[:ph, :pw]
+            for plane, dst, part in zip(self._yuv.planes, planes, yuv.planes, strict=True):
+                dx, dy = c.width // plane.width, c.height // plane.height  # 2 for 4:2:0 chroma
+                pw, ph = w // dx, h // dy
+                rows = np.frombuffer(part, np.uint8).reshape(part.height, part.line_size)
+                dst[y // dy : y // dy + ph, x // dx : x // dx + pw] = rows[:ph, :pw]
         return self._encode(self._yuv, t)
 
     def _encode(self, out, t: float) -> int:

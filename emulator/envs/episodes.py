@@ -78,7 +78,10 @@ def run_episode(
     if record_to is not None:
         from recorder.record import Recorder, RecordOptions
 
-        options = RecordOptions(fps=RECORD_FPS, task=utterance, stop_hotkey=None, pause_hotkey=None)
+        # Lossless 4:4:4: training frames are exactly what the agent will see live (the task area
+        # is small, so this costs little disk).
+        options = RecordOptions(fps=RECORD_FPS, task=utterance, stop_hotkey=None, pause_hotkey=None,
+                                crf=0, pix_fmt="yuv444p")  # fmt: skip
         recorder = Recorder(record_to, world.display.name, world.viewport, options).start()
         recorder.wait_for_frame(time.monotonic())
         agent = _paced(agent, recorder)

@@ -1,0 +1,56 @@
+"""Model inference speed on this CPU: median onnxruntime latency of one decision (one frame in,
+every head out) with 1 and 2 threads, plus preprocessing and decoding.
+
+    python -m bench.infer [--model models/default.onnx]
+      -> {"params", "infer_ms_1thread", "infer_ms_2threads", "preprocess_ms", "decode_ms", "model"}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT = Path(__file__).resolve().parents[1] / "models" / "default.onnx"
+
+
+def _median_ms(fn, n: int) -> float:
+    for _ in range(10):
+        fn()
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000)
+    return float(np.median(times))
+
+
+def run(model: str | None = None, n: int = 200) -> dict:
+    import onnx
+
+    from models.policy import OnnxPolicy, decode
+    from models.spec import INPUT_H, INPUT_W, preprocess
+
+    path = str(model or DEFAULT)
+    params = sum(int(np.prod(t.dims)) for t in onnx.load(path).graph.initializer)
+    frame = np.random.default_rng(0).integers(0, 255, (INPUT_H, INPUT_W, 3), np.uint8)
+    x = preprocess(frame)
+    result = {"model": path, "params": params}
+    for threads in (1, 2):
+        policy = OnnxPolicy(path, threads=threads)
+        result[f"infer_ms_{threads}thread{'s' if threads > 1 else ''}"] = round(
+            _median_ms(lambda p=policy: p.logits(x), n), 3
+        )
+    logits = {k: v[0] for k, v in policy.logits(x).items()}
+    result["preprocess_ms"] = round(_median_ms(lambda: preprocess(frame), n), 3)
+    result["decode_ms"] = round(_median_ms(lambda: decode(logits), n), 3)
+    return result
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model")
+    print(json.dumps(run(ap.parse_args().model)))

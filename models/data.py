@@ -1,0 +1,127 @@
+"""Training samples from recordings: for every semantic action, the frame the person saw before
+it (decoded with PyAV at the aligned frame) and the action as head targets.
+
+    ds = load_samples(["data/suite"])         # finds every recording below, caches decoded frames
+    ds.frames   (N, 210, 160, 3) uint8        ds.targets  (N, 7) int64 columns TARGETS
+    ds.tasks    (N,) int task ids             ds.task_names
+
+A folder may be a `emulator collect` dataset (episodes.jsonl: only successful episodes are used),
+a single recording, or any folder holding recordings (e.g. the app's corrections). Frames are
+decoded once and cached next to the data (`.cache/samples-<hash>.npz`), keyed by what is there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from emulator.errors import EmulatorError
+from emulator.schema import Action
+from models.spec import GRID, INPUT_H, INPUT_W
+from recorder.dataset import INFO
+from recorder.reader import Recording
+
+TARGETS = ("kind", "cell", "button", "double", "key", "mods", "scroll")
+CACHE_VERSION = 1
+
+
+@dataclass
+class Samples:
+    frames: np.ndarray
+    targets: np.ndarray
+    tasks: np.ndarray
+    task_names: list[str]
+    episodes: np.ndarray  # which recording each sample came from (for validation splits)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def subset(self, index: np.ndarray) -> Samples:
+        return Samples(
+            self.frames[index], self.targets[index], self.tasks[index], self.task_names, self.episodes[index]
+        )
+
+
+def find_recordings(roots: list[str]) -> list[Path]:
+    found: list[Path] = []
+    for root in map(Path, roots):
+        if not root.exists():
+            raise EmulatorError(f"{root}: no such dataset")
+        index = root / "episodes.jsonl"
+        if index.exists():
+            for line in index.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    break
+                if row.get("success") and (root / row["path"] / INFO).exists():
+                    found.append(root / row["path"])
+        elif (root / INFO).exists():
+            found.append(root)
+        else:
+            found += sorted(p.parent.parent for p in root.rglob(INFO))
+    if not found:
+        raise EmulatorError(f"no recordings found in {', '.join(roots)}")
+    return sorted(set(found))
+
+
+def _task_of(rec: Recording) -> str:
+    episode = rec.info.get("episode") or {}
+    return episode.get("task") or rec.info.get("task") or "unknown"
+
+
+def _from_recording(path: Path):
+    with Recording(path) as rec:
+        if (rec.width, rec.height) != (INPUT_W, INPUT_H):
+            raise EmulatorError(
+                f"{path}: frames are {rec.width}x{rec.height}, the model takes {INPUT_W}x{INPUT_H}"
+            )
+        wanted = {}
+        for a in rec.actions:
+            if a["frame"] >= 0:
+                wanted.setdefault(a["frame"], []).append(Action.from_json(a["action"]))
+        frames, targets = [], []
+        for i, _, rgb in rec.iter_frames():
+            for action in wanted.get(i, []):
+                idx = action.to_index(GRID)
+                frames.append(rgb)
+                targets.append([getattr(idx, name) for name in TARGETS])
+        return frames, targets, _task_of(rec)
+
+
+def load_samples(roots: list[str], progress: bool = True) -> Samples:
+    paths = find_recordings(roots)
+    key = hashlib.sha1(
+        json.dumps(
+            [CACHE_VERSION, INPUT_W, INPUT_H, GRID.cols, GRID.rows] + [str(p.resolve()) for p in paths]
+        ).encode()
+    ).hexdigest()[:16]
+    cache = Path(roots[0]) / ".cache" / f"samples-{key}.npz"
+    if cache.exists():
+        z = np.load(cache, allow_pickle=False)
+        return Samples(z["frames"], z["targets"], z["tasks"], list(z["task_names"]), z["episodes"])
+    frames, targets, tasks, episodes, names = [], [], [], [], {}
+    for n, path in enumerate(tqdm(paths, desc="decode", unit="rec", disable=not progress)):
+        f, t, task = _from_recording(path)
+        tid = names.setdefault(task, len(names))
+        frames += f
+        targets += t
+        tasks += [tid] * len(f)
+        episodes += [n] * len(f)
+    if not frames:
+        raise EmulatorError("the recordings hold no actions to learn from")
+    out = Samples(np.stack(frames), np.array(targets, np.int64), np.array(tasks, np.int64), list(names),
+                  np.array(episodes, np.int64))  # fmt: skip
+    cache.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = cache.with_suffix(".tmp.npz")
+    np.savez(tmp, frames=out.frames, targets=out.targets, tasks=out.tasks,
+             task_names=np.array(out.task_names), episodes=out.episodes)  # fmt: skip
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, cache)
+    return out

@@ -1,0 +1,87 @@
+"""ONNX export with the metadata a runtime needs to refuse a model it cannot run, and a parity
+check against the torch model.
+
+    export(net, "model.onnx", training={...})   # also writes model.pt (the checkpoint to fine-tune)
+    max_diff = parity(net, "model.onnx")         # torch vs onnxruntime on random frames
+
+Metadata (ONNX metadata_props): model_format, schema_version, key_vocab_version, keys (JSON),
+grid "40x53", input "160x210", preprocess, outputs (head order), training (JSON summary).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from emulator.schema import KEY_VOCAB_VERSION, KEYS, SCHEMA_VERSION
+from models.spec import GRID, HEADS, INPUT_H, INPUT_W, MODEL_FORMAT, PREPROCESS
+
+OUTPUTS = tuple(HEADS)  # the order of the ONNX outputs
+
+
+class _Tupled(torch.nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, frames):
+        out = self.net(frames)
+        return tuple(out[name] for name in OUTPUTS)
+
+
+def metadata(training: dict | None = None) -> dict[str, str]:
+    return {
+        "model_format": str(MODEL_FORMAT),
+        "schema_version": str(SCHEMA_VERSION),
+        "key_vocab_version": str(KEY_VOCAB_VERSION),
+        "keys": json.dumps(list(KEYS)),
+        "grid": f"{GRID.cols}x{GRID.rows}",
+        "input": f"{INPUT_W}x{INPUT_H}",
+        "preprocess": PREPROCESS,
+        "outputs": json.dumps(list(OUTPUTS)),
+        "training": json.dumps(training or {}),
+    }
+
+
+def export(
+    net: torch.nn.Module, path: str, training: dict | None = None, checkpoint: dict | None = None
+) -> Path:
+    import onnx
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    net = net.eval()
+    dummy = torch.zeros(1, 3, INPUT_H, INPUT_W)
+    tmp = path.with_suffix(".tmp.onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's constant-folding chatter
+        torch.onnx.export(
+            _Tupled(net), (dummy,), str(tmp), input_names=["frames"], output_names=list(OUTPUTS),
+            dynamic_axes={"frames": {0: "batch"}, **{o: {0: "batch"} for o in OUTPUTS}}, opset_version=17,
+            dynamo=False,
+        )  # fmt: skip
+    model = onnx.load(str(tmp))
+    for key, value in metadata(training).items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(model, str(path))
+    tmp.unlink()
+    torch.save(checkpoint or {"model": net.state_dict()}, path.with_suffix(".pt"))
+    return path
+
+
+def parity(net: torch.nn.Module, path: str, n: int = 4, seed: int = 0) -> float:
+    """Largest absolute difference between torch and onnxruntime logits on random frames."""
+    import onnxruntime as ort
+
+    rng = np.random.default_rng(seed)
+    x = (rng.random((n, 3, INPUT_H, INPUT_W), dtype=np.float32) - 0.5).astype(np.float32)
+    with torch.no_grad():
+        ref = net.eval()(torch.from_numpy(x))
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = sess.run(list(OUTPUTS), {"frames": x})
+    return max(float(np.abs(ref[name].numpy() - g).max()) for name, g in zip(OUTPUTS, got, strict=True))

@@ -1,0 +1,99 @@
+"""The vision-action network: one frame in, every head's logits out. Small (~0.5 M parameters)
+and cheap (~150 M multiply-adds): it downsamples at once and spends its depth at low resolution.
+
+    net = PixelPolicyNet()
+    logits = net(x)            # x (N, 3, 210, 160) from models.spec.preprocess -> dict of head logits
+
+Layout:
+  stem      4x4 conv, stride 4            -> 53x40 (the pointer grid), 32 channels
+  stage 1   2 residual 3x3 blocks at stride 4
+  stage 2   2x2 conv stride 2 + 2 blocks  -> 27x20, 64 channels
+  stage 3   2x2 conv stride 2 + 2 blocks  -> 14x10, 96 channels
+  context   2 transformer layers over the 140 stage-3 tokens and a [CLS] token: reading the
+            instruction and relating it to the page is global work
+  heads     [CLS] -> kind, button, double, key, mods, scroll
+            pointer: stage-1, -2 and -3 features at stride 4, modulated by [CLS] -> one logit per cell
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.spec import GRID, HEADS, INPUT_H, INPUT_W
+
+
+class Block(nn.Module):
+    """Residual 3x3 conv + BatchNorm + ReLU. Dense 3x3 convolutions train 2x faster on this CPU
+    than depthwise-separable ones of a fraction of the multiply-adds (oneDNN's depthwise backward
+    is slow), so the blocks are plain."""
+
+    def __init__(self, ch: int):
+        super().__init__()
+        self.conv = nn.Conv2d(ch, ch, 3, padding=1, bias=False)
+        self.norm = nn.BatchNorm2d(ch)
+
+    def forward(self, x):
+        return x + F.relu(self.norm(self.conv(x)))
+
+
+class PixelPolicyNet(nn.Module):
+    def __init__(self, dims: tuple[int, int, int] = (32, 64, 96), layers: int = 2, heads: int = 4):
+        super().__init__()
+        c1, c2, c3 = dims
+        self.stem = nn.Sequential(nn.Conv2d(3, c1, 4, stride=4), nn.BatchNorm2d(c1), nn.GELU())
+        self.stage1 = nn.Sequential(Block(c1), Block(c1))
+        self.down2 = nn.Sequential(nn.Conv2d(c1, c2, 2, stride=2), nn.BatchNorm2d(c2))
+        self.stage2 = nn.Sequential(Block(c2), Block(c2))
+        self.down3 = nn.Sequential(nn.Conv2d(c2, c3, 2, stride=2), nn.BatchNorm2d(c3))
+        self.stage3 = nn.Sequential(Block(c3), Block(c3))
+        self.rows, self.cols = GRID.rows, GRID.cols  # 53 x 40
+        self.h3, self.w3 = (self.rows + 3) // 4, (self.cols + 3) // 4  # 14 x 10
+        self.pos = nn.Parameter(torch.zeros(1, self.h3 * self.w3 + 1, c3))
+        self.cls = nn.Parameter(torch.zeros(1, 1, c3))
+        layer = nn.TransformerEncoderLayer(c3, heads, 2 * c3, dropout=0.0, activation="gelu",
+                                           batch_first=True, norm_first=True)  # fmt: skip
+        self.context = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.out_norm = nn.LayerNorm(c3)
+        # ("head_" prefix: a module named "double" would shadow nn.Module.double)
+        self.global_heads = nn.ModuleDict(
+            {f"head_{k}": nn.Linear(c3, n) for k, n in HEADS.items() if k != "cell"}
+        )
+        p = 64
+        # The pointer features are a 1x1 projection of [stage 1, stage 2 up, context up]. Projecting
+        # each part at its own resolution before upsampling is the same map and far cheaper.
+        self.point1 = nn.Conv2d(c1, p, 1)
+        self.point2 = nn.Conv2d(c2, p, 1, bias=False)
+        self.point3 = nn.Conv2d(c3, p, 1, bias=False)
+        self.point_film = nn.Linear(c3, 2 * p)
+        self.point_out = nn.Parameter(torch.randn(p) * 0.05)
+        self.point_bias = nn.Parameter(torch.zeros(1))
+        nn.init.normal_(self.pos, std=0.02)
+        nn.init.normal_(self.cls, std=0.02)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        n = x.shape[0]
+        # Pad 210 -> 212 rows so the stride-4 grid is exactly 53 x 40.
+        x = F.pad(x, (0, self.cols * 4 - INPUT_W, 0, self.rows * 4 - INPUT_H), value=-0.5)
+        f1 = self.stage1(self.stem(x))  # 53 x 40
+        f2 = self.stage2(self.down2(F.pad(f1, (0, self.cols % 2, 0, self.rows % 2))))  # 27 x 20
+        f3 = self.stage3(self.down3(F.pad(f2, (0, f2.shape[3] % 2, 0, f2.shape[2] % 2))))  # 14 x 10
+        tokens = torch.cat([self.cls.expand(n, -1, -1), f3.flatten(2).transpose(1, 2)], 1) + self.pos
+        tokens = self.out_norm(self.context(tokens))
+        cls = tokens[:, 0]
+        out = {name.removeprefix("head_"): head(cls) for name, head in self.global_heads.items()}
+        ctx3 = tokens[:, 1:].transpose(1, 2).reshape(n, -1, self.h3, self.w3)
+        up2 = F.interpolate(self.point2(f2), scale_factor=2, mode="nearest")[:, :, : self.rows, : self.cols]
+        up3 = F.interpolate(self.point3(ctx3), scale_factor=4, mode="nearest")[:, :, : self.rows, : self.cols]
+        feat = self.point1(f1) + up2 + up3
+        scale, shift = self.point_film(cls)[:, :, None, None].chunk(2, dim=1)
+        feat = F.relu(feat * (1 + scale) + shift)
+        # One output channel: a weighted channel sum (a 1x1 conv with one filter is slow on CPU).
+        cell = torch.einsum("nchw,c->nhw", feat, self.point_out) + self.point_bias
+        out["cell"] = cell.flatten(1)  # (N, 53 * 40), row-major like PointerGrid
+        return out
+
+
+def count_params(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())

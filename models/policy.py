@@ -1,0 +1,120 @@
+"""The runtime policy: an ONNX model in onnxruntime, the same preprocessing as training, and
+decoding to schema actions. Needs only numpy and onnxruntime.
+
+    policy = OnnxPolicy("models/default.onnx", threads=1)
+    action = policy.act(policy.preprocess(observation))     # the agent loop's Policy protocol
+
+A model whose metadata does not match this runtime (format, schema or key vocabulary version,
+keys, pointer grid, input size) is refused with one clear error.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from emulator.errors import EmulatorError
+from emulator.loop import Observation
+from emulator.schema import (
+    BUTTONS,
+    KEY_VOCAB_VERSION,
+    KEYS,
+    KINDS,
+    SCHEMA_VERSION,
+    Action,
+    Kind,
+    mask_to_mods,
+)
+from models.spec import GRID, INPUT_H, INPUT_W, MODEL_FORMAT, preprocess
+
+WAIT_S = 0.05
+
+
+def read_metadata(path: str) -> dict[str, str]:
+    import onnxruntime as ort
+
+    try:
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as e:
+        raise EmulatorError(f"{path}: not a loadable ONNX model ({str(e).splitlines()[0][:120]})") from None
+    return dict(sess.get_modelmeta().custom_metadata_map)
+
+
+def check_metadata(meta: dict[str, str], path: str) -> None:
+    expected = {
+        "model_format": str(MODEL_FORMAT), "schema_version": str(SCHEMA_VERSION),
+        "key_vocab_version": str(KEY_VOCAB_VERSION), "grid": f"{GRID.cols}x{GRID.rows}",
+        "input": f"{INPUT_W}x{INPUT_H}",
+    }  # fmt: skip
+    for key, want in expected.items():
+        if meta.get(key) != want:
+            raise EmulatorError(
+                f"{path}: model {key} is {meta.get(key)!r}, this runtime needs {want!r}; retrain or update"
+            )
+    if json.loads(meta.get("keys", "[]")) != list(KEYS):
+        raise EmulatorError(f"{path}: the model's key vocabulary differs from this runtime's")
+
+
+class OnnxPolicy:
+    _cache: dict[str, OnnxPolicy] = {}
+
+    def __init__(self, path: str, threads: int = 1):
+        import onnxruntime as ort
+
+        if not Path(path).is_file():
+            raise EmulatorError(f"{path}: no such model file")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:
+            raise EmulatorError(
+                f"{path}: not a loadable ONNX model ({str(e).splitlines()[0][:120]})"
+            ) from None
+        self.meta = dict(self.session.get_modelmeta().custom_metadata_map)
+        check_metadata(self.meta, path)
+        self.outputs = json.loads(self.meta["outputs"])
+        self.path = path
+
+    @classmethod
+    def cached(cls, path: str, threads: int = 1) -> OnnxPolicy:
+        """One session per model per process (evaluation workers run many episodes)."""
+        key = f"{Path(path).resolve()}:{threads}"
+        if key not in cls._cache:
+            cls._cache[key] = cls(path, threads)
+        return cls._cache[key]
+
+    def logits(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        return dict(zip(self.outputs, self.session.run(self.outputs, {"frames": x}), strict=True))
+
+    # -- the agent loop's Policy protocol ------------------------------------------------------
+    def preprocess(self, obs: Observation) -> np.ndarray:
+        frame = obs.frame
+        if frame.shape[:2] != (INPUT_H, INPUT_W):
+            raise EmulatorError(
+                f"the model sees {INPUT_W}x{INPUT_H} viewports; this one is {frame.shape[1]}x{frame.shape[0]}"
+            )
+        return preprocess(frame[..., 2::-1])  # BGRA capture -> RGB
+
+    def act(self, x: np.ndarray) -> Action:
+        return decode({k: v[0] for k, v in self.logits(x).items()})
+
+
+def decode(logits: dict[str, np.ndarray]) -> Action:
+    """One sample's head logits -> the schema action they mean (argmax of each head)."""
+    kind = KINDS[int(np.argmax(logits["kind"]))]
+    mods = mask_to_mods(int(np.argmax(logits["mods"])))
+    if kind == Kind.KEY:
+        return Action.press(KEYS[int(np.argmax(logits["key"]))], mods)
+    if kind == Kind.WAIT:
+        return Action.wait(WAIT_S)
+    if kind == Kind.DONE:
+        return Action(Kind.DONE)
+    x, y = GRID.center(int(np.argmax(logits["cell"])))
+    button = BUTTONS[int(np.argmax(logits["button"]))] if kind != Kind.MOVE else "left"
+    count = 2 if kind == Kind.CLICK and int(np.argmax(logits["double"])) == 1 else 1
+    dy = int(np.argmax(logits["scroll"])) - 1 if kind == Kind.SCROLL else 0
+    return Action(kind, x, y, button=button, count=count, dy=dy, mods=mods)

@@ -1,0 +1,275 @@
+"""Training: recordings -> a small vision-action model, on CPU, in minutes.
+
+    emulator train data/suite --out models/default.onnx --epochs 30
+    emulator train my-demos --init models/default.onnx --out flow.onnx --minutes 3    # fine-tune
+
+Balanced across tasks (each task is drawn equally often, whatever its number of actions),
+validation on held-out episodes, brightness/contrast jitter only (pixel geometry stays honest),
+fixed seeds, a progress bar, a checkpoint every epoch (`OUT.train.pt`; rerunning the same
+command resumes from it), a loss/accuracy curve (`OUT.curve.png`), a summary (`OUT.json`), and
+at the end the ONNX model with its torch checkpoint beside it (`OUT.pt`, what --init reads).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from emulator.errors import EmulatorError
+from emulator.schema import KINDS, Kind
+from models.data import TARGETS, Samples, load_samples
+from models.export import export, parity
+from models.net import PixelPolicyNet, count_params
+from models.spec import GRID, preprocess
+
+COL = {name: i for i, name in enumerate(TARGETS)}
+BUTTON_KINDS = [KINDS.index(k) for k in (Kind.CLICK, Kind.MOUSE_DOWN, Kind.MOUSE_UP)]
+WEIGHTS = {"kind": 1.0, "cell": 1.0, "key": 1.0, "button": 0.3, "double": 0.3, "mods": 0.5, "scroll": 0.3}
+
+
+@dataclass
+class TrainConfig:
+    epochs: float | None = 30
+    minutes: float | None = None
+    batch: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    seed: int = 0
+    val_fraction: float = 0.1
+    threads: int = 2
+
+
+def losses(out: dict[str, torch.Tensor], t: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-head cross-entropy, each over the samples where that head means something."""
+    kind = t[:, COL["kind"]]
+    masks = {
+        "kind": torch.ones_like(kind, dtype=torch.bool),
+        "cell": t[:, COL["cell"]] >= 0,
+        "button": torch.isin(kind, torch.tensor(BUTTON_KINDS)),
+        "double": kind == KINDS.index(Kind.CLICK),
+        "key": t[:, COL["key"]] >= 0,
+        "mods": torch.ones_like(kind, dtype=torch.bool),
+        "scroll": kind == KINDS.index(Kind.SCROLL),
+    }
+    result = {}
+    for name, mask in masks.items():
+        if mask.any():
+            result[name] = F.cross_entropy(out[name][mask], t[mask, COL[name]])
+    return result
+
+
+def total_loss(parts: dict[str, torch.Tensor]) -> torch.Tensor:
+    return sum(WEIGHTS[k] * v for k, v in parts.items())
+
+
+def batch_tensors(s: Samples, index: np.ndarray, rng: np.random.Generator | None = None):
+    x = preprocess(s.frames[index])
+    if rng is not None:  # brightness / contrast jitter: no geometry changes
+        n = len(index)
+        contrast = rng.uniform(0.9, 1.1, (n, 1, 1, 1)).astype(np.float32)
+        bright = rng.uniform(-0.05, 0.05, (n, 1, 1, 1)).astype(np.float32)
+        x = x * contrast + bright
+    return torch.from_numpy(x), torch.from_numpy(s.targets[index])
+
+
+@torch.no_grad()
+def evaluate(net, s: Samples, batch: int = 256) -> dict[str, float]:
+    net.eval()
+    hits = {"kind": [], "cell": [], "cell_near": [], "key": [], "action": []}
+    loss_sum, n = 0.0, 0
+    for i in range(0, len(s), batch):
+        idx = np.arange(i, min(i + batch, len(s)))
+        x, t = batch_tensors(s, idx)
+        out = net(x)
+        loss_sum += float(total_loss(losses(out, t))) * len(idx)
+        n += len(idx)
+        kind_ok = out["kind"].argmax(1) == t[:, COL["kind"]]
+        cell_t, cell_p = t[:, COL["cell"]], out["cell"].argmax(1)
+        has_cell = cell_t >= 0
+        near = ((cell_p // GRID.cols - cell_t // GRID.cols).abs() <= 1) & (
+            (cell_p % GRID.cols - cell_t % GRID.cols).abs() <= 1
+        )
+        key_t, has_key = t[:, COL["key"]], t[:, COL["key"]] >= 0
+        key_ok = (out["key"].argmax(1) == key_t) & (out["mods"].argmax(1) == t[:, COL["mods"]])
+        hits["kind"] += kind_ok.tolist()
+        hits["cell"] += (cell_p == cell_t)[has_cell].tolist()
+        hits["cell_near"] += near[has_cell].tolist()
+        hits["key"] += key_ok[has_key].tolist()
+        hits["action"] += (
+            kind_ok & torch.where(has_cell, near, True) & torch.where(has_key, key_ok, True)
+        ).tolist()
+    net.train()
+    return {
+        "loss": loss_sum / max(n, 1),
+        **{k: float(np.mean(v)) if v else float("nan") for k, v in hits.items()},
+    }
+
+
+def split(s: Samples, fraction: float, seed: int) -> tuple[Samples, Samples]:
+    """Hold out whole episodes (about `fraction` of them) for validation."""
+    episodes = np.unique(s.episodes)
+    rng = np.random.default_rng(seed)
+    val_eps = (
+        set(rng.choice(episodes, size=max(1, int(len(episodes) * fraction)), replace=False).tolist())
+        if fraction > 0
+        else set()
+    )
+    is_val = np.isin(s.episodes, list(val_eps))
+    if not is_val.any():
+        return s, s.subset(np.zeros(0, np.int64))
+    if is_val.all():  # a single episode: validate on what it trains on
+        return s, s
+    return s.subset(np.where(~is_val)[0]), s.subset(np.where(is_val)[0])
+
+
+def balanced_weights(s: Samples) -> np.ndarray:
+    counts = np.bincount(s.tasks, minlength=len(s.task_names)).astype(np.float64)
+    w = 1.0 / counts[s.tasks]
+    return w / w.sum()
+
+
+def load_init(path: str) -> dict:
+    """Weights to start from: a checkpoint (.pt), or the .pt saved beside an .onnx model."""
+    p = Path(path)
+    ckpt = p if p.suffix == ".pt" else p.with_suffix(".pt")
+    if not ckpt.exists():
+        raise EmulatorError(f"--init {path}: no torch checkpoint {ckpt} to fine-tune from")
+    return torch.load(ckpt, map_location="cpu", weights_only=False)["model"]
+
+
+def train(roots: list[str], out: str, init: str | None = None, config: TrainConfig | None = None,
+          progress: bool = True) -> dict:  # fmt: skip
+    cfg = config or TrainConfig()
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    out_path = Path(out)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    data = load_samples(roots, progress=progress)
+    train_s, val_s = split(data, cfg.val_fraction, cfg.seed)
+    net = PixelPolicyNet()
+    if init:
+        net.load_state_dict(load_init(init))
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = max(1, math.ceil(len(train_s) / cfg.batch))
+    total = int(steps_per_epoch * cfg.epochs) if cfg.epochs else None
+    state_path = out_path.with_suffix(".train.pt")
+    step, history, seen = 0, [], 0
+    fingerprint = {"config": asdict(cfg), "samples": len(data), "init": init}
+    if state_path.exists():
+        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        if state["fingerprint"] == fingerprint:
+            net.load_state_dict(state["model"])
+            opt.load_state_dict(state["opt"])
+            step, history, seen, total = state["step"], state["history"], state["seen"], state["total"]
+            rng = np.random.default_rng(cfg.seed + step)
+    weights = balanced_weights(train_s)
+    bar = tqdm(total=total, initial=step, desc="train", unit="step", disable=not progress, dynamic_ncols=True)
+    t_train, step0, budget = time.monotonic(), step, cfg.minutes * 60 if cfg.minutes else None
+    net.train()
+    while True:
+        if (
+            total is None and budget is not None and step - step0 >= 20
+        ):  # time budget: fix the schedule once speed is known
+            elapsed = time.monotonic() - t_train
+            total = step + int((step - step0) / elapsed * max(budget - elapsed, 0))
+            bar.total = total
+        if total is not None and step >= total:
+            break
+        lr = cfg.lr * (
+            min(1.0, (step + 1) / 100)
+            if total is None
+            else 0.5 * (1 + math.cos(math.pi * step / max(total, 1)))
+        )
+        for group in opt.param_groups:
+            group["lr"] = lr
+        index = rng.choice(len(train_s), size=cfg.batch, p=weights)
+        x, t = batch_tensors(train_s, index, rng)
+        parts = losses(net(x), t)
+        loss = total_loss(parts)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        loss = loss.item()
+        step += 1
+        seen += len(index)
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.1e}")
+        if step % steps_per_epoch == 0 or (total is not None and step >= total):
+            metrics = evaluate(net, val_s) if len(val_s) else {}
+            history.append({"step": step, "train_loss": loss, **{f"val_{k}": v for k, v in metrics.items()}})
+            bar.set_postfix(loss=f"{loss:.3f}", val_action=f"{metrics.get('action', float('nan')):.3f}")
+            torch.save({"fingerprint": fingerprint, "model": net.state_dict(), "opt": opt.state_dict(), "step": step,
+                        "history": history, "seen": seen, "total": total}, state_path)  # fmt: skip
+    bar.close()
+    train_seconds = time.monotonic() - t_train
+    final = evaluate(net, val_s) if len(val_s) else {}
+    summary = {
+        "samples": len(data), "train_samples": len(train_s), "val_samples": len(val_s),
+        "episodes": int(len(np.unique(data.episodes))), "tasks": data.task_names, "params": count_params(net),
+        "steps": step, "samples_seen": seen, "train_seconds": round(train_seconds, 1),
+        "samples_per_second": round(seen / max(train_seconds, 1e-6), 1),
+        "wall_seconds": round(time.monotonic() - started, 1), "val": final, "config": asdict(cfg),
+        "init": init, "data": [str(r) for r in roots],
+    }  # fmt: skip
+    export(net, str(out_path), training=summary, checkpoint={"model": net.state_dict(), "summary": summary})
+    summary["parity_max_abs"] = parity(net, str(out_path))
+    out_path.with_suffix(".json").write_text(json.dumps(summary, indent=2))
+    plot_curve(history, out_path.with_suffix(".curve.png"))
+    state_path.unlink(missing_ok=True)
+    return summary
+
+
+def overfit_one_batch(s: Samples, steps: int = 150, batch: int = 16, seed: int = 0) -> tuple[float, float]:
+    """Self-test: a fresh model drives one batch's loss to ~0. Returns (first, last) loss."""
+    torch.manual_seed(seed)
+    net = PixelPolicyNet()
+    opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=0.0)
+    idx = np.random.default_rng(seed).choice(len(s), size=min(batch, len(s)), replace=False)
+    x, t = batch_tensors(s, idx)
+    first = last = None
+    for _ in range(steps):
+        loss = total_loss(losses(net(x), t))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        last = loss.item()
+        first = last if first is None else first
+    return first, last
+
+
+def plot_curve(history: list[dict], path: Path) -> None:
+    if not history:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [h["step"] for h in history]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    a.plot(steps, [h["train_loss"] for h in history], label="train loss")
+    if "val_loss" in history[0]:
+        a.plot(steps, [h["val_loss"] for h in history], label="val loss")
+        for k in ("kind", "cell_near", "key", "action"):
+            b.plot(steps, [h[f"val_{k}"] for h in history], label=k)
+    a.set_xlabel("step")
+    a.set_yscale("log")
+    a.legend()
+    b.set_xlabel("step")
+    b.set_ylim(0, 1.01)
+    b.set_title("validation accuracy")
+    b.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
