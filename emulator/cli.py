@@ -128,9 +128,11 @@ def cmd_bench(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from emulator.demo import run_demo
+    from emulator.demo import run_demo, run_model_demo
 
-    return run_demo(out_dir=args.out, steps=args.steps)
+    if args.scripted:
+        return run_demo(out_dir=args.out, steps=args.steps)
+    return run_model_demo(out_dir=args.out, episodes=args.episodes, workers=args.workers)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,8 +165,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one line of JSON (default: indented)")
     p.set_defaults(fn=cmd_bench)
 
-    p = sub.add_parser("demo", help="run the agent loop on a private virtual display and save a screenshot")
-    p.add_argument("--out", default="out/demo", help="folder for the screenshot and telemetry")
+    p = sub.add_parser(
+        "demo", help="the default model plays MiniWoB++ on virtual displays (--scripted: no model)"
+    )
+    p.add_argument(
+        "--out", default="out/demo", help="folder for the report (or the scripted demo's screenshot)"
+    )
+    p.add_argument("--episodes", type=int, default=5, help="episodes per task for the model demo")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--scripted", action="store_true", help="the scripted pixel policy on a Qt app, no model")
     p.add_argument("--steps", type=int, default=40)
     p.set_defaults(fn=cmd_demo)
 

@@ -56,6 +56,9 @@ def cmd_run(args) -> int:
     from emulator.envs.runner import parse_tasks
 
     parse_tasks(task)
+    from models.policy import OnnxPolicy
+
+    OnnxPolicy.cached(args.model)  # refuse a missing or mismatched model before starting a browser
     with MiniWoBWorld() as world:
         wins = 0
         for i in range(args.episodes):

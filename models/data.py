@@ -5,7 +5,8 @@ it (decoded with PyAV at the aligned frame) and the action as head targets.
     ds.frames   (N, 210, 160, 3) uint8        ds.targets  (N, 7) int64 columns TARGETS
     ds.tasks    (N,) int task ids             ds.task_names
 
-A folder may be a `emulator collect` dataset (episodes.jsonl: only successful episodes are used),
+A folder may be a `emulator collect` dataset (episodes.jsonl: successful demonstrations and
+all DAgger episodes are used),
 a single recording, or any folder holding recordings (e.g. the app's corrections). Frames are
 decoded once and cached next to the data (`.cache/samples-<hash>.npz`), keyed by what is there.
 """
@@ -60,7 +61,9 @@ def find_recordings(roots: list[str]) -> list[Path]:
                     row = json.loads(line)
                 except json.JSONDecodeError:
                     break
-                if row.get("success") and (root / row["path"] / INFO).exists():
+                # Demonstrations count when they succeeded; DAgger episodes always (the expert labelled them).
+                usable = row.get("success") or row.get("expert_labels")
+                if usable and (root / row["path"] / INFO).exists():
                     found.append(root / row["path"])
         elif (root / INFO).exists():
             found.append(root)

@@ -1,1 +1,4 @@
-"""recorder package."""
+"""The recorder: demonstrations as screen video + input events in an open dataset (format in
+dataset.py). record.py runs it (frames.py, video.py, events.py feed writer.py); reader.py
+reads recordings back; actions.py turns events into schema actions; inspect.py and replay.py
+back `emulator inspect` and `emulator replay`; cli.py holds the subcommands."""

@@ -138,6 +138,24 @@ def derive_actions(events: list[dict], frames: list[dict], info: dict) -> list[d
     return out
 
 
+def actions_from_labels(labels: list[tuple[float, Action]], frames: list[dict]) -> list[dict]:
+    """Rows for actions given as labels rather than derived from events: (t, action) where t is
+    when the labeller decided, on the frames' clock. A supervisor's corrections and an expert's
+    labels in DAgger are stored this way; each is aligned, as always, to the last frame captured
+    before it."""
+    frame_times = [f["t"] for f in frames]
+    rows = []
+    for i, (t, action) in enumerate(sorted(labels, key=lambda label: label[0])):
+        k = bisect.bisect_left(frame_times, t) - 1
+        rows.append({
+            "index": i, "t": t, "t_end": t, "frame": frames[k]["index"] if k >= 0 else -1,
+            "kind": action.kind.value, "x": action.x, "y": action.y, "button": action.button,
+            "count": action.count, "dx": action.dx, "dy": action.dy, "key": action.key,
+            "mods": "+".join(action.mods), "action": action.to_json_str(),
+        })  # fmt: skip
+    return rows
+
+
 def _emit_drag(emit, norm, p: dict, up: dict, period: float) -> None:
     """mouse_down, the path (at most one move per frame period), mouse_up; all inside the viewport."""
     d = p["down"]

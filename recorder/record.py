@@ -142,9 +142,10 @@ class Recorder:
             time.sleep(0.001)
         return True
 
-    def finish(self, extra: dict | None = None) -> dict:
+    def finish(self, extra: dict | None = None, labels: list | None = None) -> dict:
         """Stop everything, finish the video and write the tables. Returns the final info;
-        `extra` fields (e.g. an episode's reward) are added to it."""
+        `extra` fields (e.g. an episode's reward) are added to it. `labels` [(monotonic time,
+        Action)] replace the actions derived from events (corrections, DAgger)."""
         self.stop(self.stopped_by or "stop")
         if self.events:
             self.events.stop()
@@ -165,7 +166,8 @@ class Recorder:
             **(extra or {}),
         }  # fmt: skip
         try:
-            return self.writer.finish(**fields)
+            relative = None if labels is None else [(round(t - self.t0, 6), a) for t, a in labels]
+            return self.writer.finish(labels=relative, **fields)
         except OSError as e:  # a full disk: the journals stay, and the reader reads them
             self.error = self.error or _describe(e)
             return {**self.writer.info, **fields, "status": "stopped by error", "error": self.error}

@@ -19,7 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from recorder.actions import derive_actions
+from recorder.actions import actions_from_labels, derive_actions
 from recorder.dataset import (
     ACTION_SCHEMA,
     ACTIONS,
@@ -79,15 +79,21 @@ class DatasetWriter:
         self.info.update(fields)
         write_json(self.root / INFO, self.info)
 
-    def finish(self, **fields) -> dict:
-        """Close the journals, write the parquet tables and the final info. Returns the info."""
+    def finish(self, labels: list | None = None, **fields) -> dict:
+        """Close the journals, write the parquet tables and the final info. Returns the info.
+        With `labels` [(t, Action)], the actions table holds those instead of actions derived
+        from the events (info "actions_from": "labels")."""
         with self._lock:
             for f in (self._frames, self._events):
                 f.close()
         frames = read_journal(self.root / FRAMES_JOURNAL)
         events = read_journal(self.root / EVENTS_JOURNAL)
         events.sort(key=lambda e: e["t"])  # two listener threads append; their clocks agree
-        actions = derive_actions(events, frames, self.info)
+        if labels is None:
+            actions = derive_actions(events, frames, self.info)
+        else:
+            actions = actions_from_labels(labels, frames)
+        self.info["actions_from"] = "events" if labels is None else "labels"
         write_table(self.root / FRAMES, frames, FRAME_SCHEMA)
         write_table(self.root / EVENTS, events, EVENT_SCHEMA)
         write_table(self.root / ACTIONS, actions, ACTION_SCHEMA)

@@ -85,3 +85,13 @@ def test_actions_outside_the_viewport_are_left_out():
               button(3.0, True, 150, 150), move(3.1, 400, 150), button(3.2, False, 400, 150)]  # drag out  # fmt: skip
     got = actions(events)
     assert len(got) == 1 and got[0].kind == Kind.CLICK and got[0].x > 0.99
+
+
+def test_labels_become_actions_aligned_like_events():
+    from recorder.actions import actions_from_labels
+
+    labels = [(0.55, Action.press("a", ("shift",))), (0.31, Action.click(0.25, 0.5))]
+    rows = actions_from_labels(labels, FRAMES)
+    assert [r["frame"] for r in rows] == [3, 5]  # sorted by time, each on the frame before it
+    assert [Action.from_json(r["action"]) for r in rows] == [labels[1][1], labels[0][1]]
+    assert rows[1]["mods"] == "shift" and rows[0]["kind"] == "click"

@@ -10,7 +10,20 @@ import pytest
 from conftest import run_cli
 from PIL import Image
 
-SUBCOMMANDS = ["info", "screenshot", "act", "bench", "demo"]
+SUBCOMMANDS = [
+    "info",
+    "screenshot",
+    "act",
+    "bench",
+    "demo",
+    "record",
+    "inspect",
+    "replay",
+    "collect",
+    "eval",
+    "train",
+    "run",
+]
 
 
 @pytest.mark.parametrize("sub", [None, *SUBCOMMANDS])
@@ -94,3 +107,16 @@ def test_benchmarks_print_their_keys():
     assert set(inp["latency_ms"]) == {"move", "click", "key"} and inp["received"] == inp["sent"] == 60
     st = step.run(n=30)
     assert {"floor_ms", "step_ms", "overhead_ratio"} <= set(st) and st["stopped_by"] == "hotkey"
+
+
+def test_model_commands_refuse_bad_input_in_one_line(tmp_path):
+    one_error_line(
+        run_cli("train", str(tmp_path / "nothing"), "--out", str(tmp_path / "m.onnx")), "no such dataset"
+    )
+    one_error_line(
+        run_cli("run", "--model", str(tmp_path / "none.onnx"), "--task", "miniwob:click-test"),
+        "no such model",
+    )
+    one_error_line(
+        run_cli("collect", "--tasks", "suite", "--episodes", "0", "--out", str(tmp_path / "d")), "--episodes"
+    )

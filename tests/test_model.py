@@ -100,3 +100,24 @@ def test_collect_train_eval_turns_over(demos, tmp_path):
     assert success >= 0.7, (
         f"a model trained on 40 click-test demos succeeded on only {success:.0%} of unseen seeds"
     )
+
+
+def test_dagger_records_expert_labels_for_the_states_the_model_visits(tmp_path):
+    from models.export import export as export_model
+
+    model = export_model(PixelPolicyNet().eval(), str(tmp_path / "untrained.onnx"))  # acts badly on purpose
+    out = tmp_path / "dagger"
+    result = run_cli("collect", "--policy", str(model), "--tasks", "focus-text", "--episodes", "2", "--out", str(out),
+                     "--json", timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all(r["expert_labels"] for r in rows)
+    from recorder.reader import Recording
+
+    for row in rows:
+        with Recording(out / row["path"]) as rec:
+            assert rec.info["actions_from"] == "labels" and rec.actions
+            for a in rec.actions:  # the expert's answer in every state: click the text field
+                assert a["kind"] == "click" and a["frame"] >= 0
+    s = load_samples([str(out)], progress=False)  # failed episodes still teach: the labels are the expert's
+    assert len(s) >= 2

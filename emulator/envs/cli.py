@@ -24,9 +24,10 @@ def cmd_collect(args) -> int:
 
     if args.episodes < 1:
         raise EmulatorError("--episodes must be at least 1")
-    summary = collect(
-        args.tasks, args.episodes, args.out, _workers(args.workers), args.seed, progress=not args.json
-    )
+    if args.policy != "expert" and not os.path.isfile(args.policy):
+        raise EmulatorError(f"--policy must be expert or an .onnx model (DAgger); {args.policy!r} is neither")
+    summary = collect(args.tasks, args.episodes, args.out, _workers(args.workers), args.seed, progress=not args.json,
+                      policy=args.policy)  # fmt: skip
     print(
         json.dumps(summary)
         if args.json
@@ -77,6 +78,11 @@ def add_commands(sub) -> None:
     p.add_argument("--out", required=True, help="dataset folder (resumes when it exists)")
     p.add_argument("--workers", type=int, default=1, help="parallel Xvfb + Chromium pairs")
     p.add_argument("--seed", type=int, default=0, help="first seed; episode i uses seed + i")
+    p.add_argument(
+        "--policy",
+        default="expert",
+        help="expert (demonstrations), or a model .onnx: DAgger, the model acts and the expert labels",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON, no progress bar")
     p.set_defaults(fn=cmd_collect)
 

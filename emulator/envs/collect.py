@@ -2,6 +2,7 @@
 episode, producing training data in the recorder's dataset format.
 
     emulator collect --tasks suite --episodes 50 --out data/suite [--workers 2] [--seed 0]
+    emulator collect --policy model.onnx --out data/dagger ...    # DAgger: the model acts, the expert labels
 
     DATA/episodes.jsonl          one line per episode: task, seed, success, reward, steps, seconds, path
     DATA/<task>/<seed>/          a recording (meta/info.json holds the task text and the episode record)
@@ -41,8 +42,11 @@ def load_index(root: str | Path) -> list[dict]:
 
 
 def collect(
-    tasks: str, episodes: int, out: str, workers: int = 1, seed: int = 0, progress: bool = True
-) -> dict:
+    tasks: str, episodes: int, out: str, workers: int = 1, seed: int = 0, progress: bool = True,
+    policy: str = "expert",
+) -> dict:  # fmt: skip
+    """Record episodes into `out`. policy "expert": demonstrations; a model path: DAgger (the
+    model acts, the expert labels every state it reaches)."""
     root = private_dir(out)
     done = {(r["task"], r["seed"]) for r in load_index(root)}
     todo = [(t, s) for t, s in jobs(parse_tasks(tasks), episodes, seed) if (t, s) not in done]
@@ -53,12 +57,13 @@ def collect(
     n = wins = 0
     with private_file(root / INDEX, "a") as index:
         for result in run_jobs(
-            todo, "expert", workers, record_to=lambda t, s: str(episode_dir(root, t, s)), desc="collect",
-            progress=progress,
+            todo, policy, workers, record_to=lambda t, s: str(episode_dir(root, t, s)),
+            desc="collect" if policy == "expert" else "dagger", progress=progress, expert_labels=policy != "expert",
         ):  # fmt: skip
             row = {
                 **result.to_json(),
                 "path": str(episode_dir(root, result.task, result.seed).relative_to(root)),
+                "expert_labels": policy != "expert",
             }
             index.write(json.dumps(row) + "\n")
             index.flush()

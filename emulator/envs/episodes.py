@@ -70,11 +70,14 @@ def run_episode(
     policy: str | Policy = "expert",
     record_to: str | None = None,
     max_steps: int = MAX_STEPS,
+    expert_labels: bool = False,
 ) -> EpisodeResult:
+    """Play one episode. With `record_to` it is recorded; with `expert_labels` too (DAgger), the
+    policy acts but the recording's actions are what the expert would have done in each state."""
     utterance = world.reset(task, seed)
     world.episode_fields = world.fields()
     agent = make_policy(policy, world, seed) if isinstance(policy, str) else policy
-    recorder = None
+    recorder, labels = None, []
     if record_to is not None:
         from recorder.record import Recorder, RecordOptions
 
@@ -84,7 +87,7 @@ def run_episode(
                                 crf=0, pix_fmt="yuv444p")  # fmt: skip
         recorder = Recorder(record_to, world.display.name, world.viewport, options).start()
         recorder.wait_for_frame(time.monotonic())
-        agent = _paced(agent, recorder)
+        agent = _paced(agent, recorder, world if expert_labels else None, labels)
 
     def check_done(timing, obs) -> None:
         if world.status().done:
@@ -104,15 +107,15 @@ def run_episode(
         summary.stopped_by, utterance, [t.action for t in summary.timings if t.action["kind"] != "wait"],
     )  # fmt: skip
     if recorder is not None:
-        recorder.finish(
-            extra={"episode": {**result.to_json(), "policy": policy if isinstance(policy, str) else "custom"}}
-        )
+        episode = {**result.to_json(), "policy": policy if isinstance(policy, str) else "custom"}
+        recorder.finish(extra={"episode": episode}, labels=labels if expert_labels else None)
     return result
 
 
-def _paced(policy: Policy, recorder) -> Policy:
+def _paced(policy: Policy, recorder, labeller: MiniWoBWorld | None, labels: list) -> Policy:
     """Acts only once the recorder holds a frame grabbed after the screen settled, so every
-    recorded action is aligned to a frame that shows the result of the one before."""
+    recorded action is aligned to a frame that shows the result of the one before. With a
+    `labeller` world, the expert's choice for each state goes into `labels` (DAgger)."""
 
     class Paced:
         def preprocess(self, obs):
@@ -120,6 +123,10 @@ def _paced(policy: Policy, recorder) -> Policy:
             return policy.preprocess(obs)
 
         def act(self, inputs):
+            if labeller is not None:
+                label = expert_action(labeller, labeller.episode_fields)
+                if label.kind != "wait":
+                    labels.append((time.monotonic(), label))
             return policy.act(inputs)
 
     return Paced()

@@ -60,13 +60,13 @@ def _init_worker() -> None:
     multiprocessing.util.Finalize(_world, _world.close, exitpriority=10)
 
 
-def _run(job: tuple[str, int, str, str | None]) -> dict:
-    task, seed, policy, record_to = job
+def _run(job: tuple[str, int, str, str | None, bool]) -> dict:
+    task, seed, policy, record_to, expert_labels = job
     start = time.monotonic()
     try:
         if _world is None:
             raise EmulatorError(_world_error)
-        return run_episode(_world, task, seed, policy, record_to).to_json()
+        return run_episode(_world, task, seed, policy, record_to, expert_labels=expert_labels).to_json()
     except Exception as e:  # one broken episode must not end the run
         msg = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
         result = EpisodeResult(
@@ -82,10 +82,18 @@ def run_jobs(
     record_to: callable | None = None,
     desc: str = "episodes",
     progress: bool = True,
+    expert_labels: bool = False,
 ) -> Iterator[EpisodeResult]:
     """Results in completion order. `record_to(task, seed)` gives a recording folder (or None)."""
     check_browser()
-    work = [(task, seed, policy, record_to(task, seed) if record_to else None) for task, seed in pairs]
+    if policy not in ("expert", "random"):
+        from models.policy import OnnxPolicy
+
+        OnnxPolicy.cached(policy)  # a missing or mismatched model fails here, once, not in every episode
+    work = [
+        (task, seed, policy, record_to(task, seed) if record_to else None, expert_labels)
+        for task, seed in pairs
+    ]
     bar = tqdm(total=len(work), desc=desc, unit="ep", disable=not progress, dynamic_ncols=True)
     wins = 0
     pool, finished = None, False
