@@ -8,12 +8,11 @@ it (decoded with PyAV at the aligned frame) and the action as head targets.
 A folder may be a `emulator collect` dataset (episodes.jsonl: successful demonstrations and
 all DAgger episodes are used),
 a single recording, or any folder holding recordings (e.g. the app's corrections). Frames are
-decoded once and cached next to the data (`.cache/samples-<hash>.npz`), keyed by what is there.
+decoded once per recording and cached beside it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -98,33 +97,37 @@ def _from_recording(path: Path):
         return frames, targets, _task_of(rec)
 
 
-def load_samples(roots: list[str], progress: bool = True) -> Samples:
-    paths = find_recordings(roots)
-    key = hashlib.sha1(
-        json.dumps(
-            [CACHE_VERSION, INPUT_W, INPUT_H, GRID.cols, GRID.rows] + [str(p.resolve()) for p in paths]
-        ).encode()
-    ).hexdigest()[:16]
-    cache = Path(roots[0]) / ".cache" / f"samples-{key}.npz"
-    if cache.exists():
+def _cached(path: Path) -> tuple[np.ndarray, np.ndarray, str]:
+    """One recording's samples, decoded once and kept beside it (`.samples-v<N>.npz`, 0600); a
+    recording whose actions table is newer than the cache is decoded again."""
+    cache = path / f".samples-v{CACHE_VERSION}-{GRID.cols}x{GRID.rows}.npz"
+    actions = path / "actions.parquet"
+    if cache.exists() and (not actions.exists() or cache.stat().st_mtime >= actions.stat().st_mtime):
         z = np.load(cache, allow_pickle=False)
-        return Samples(z["frames"], z["targets"], z["tasks"], list(z["task_names"]), z["episodes"])
-    frames, targets, tasks, episodes, names = [], [], [], [], {}
-    for n, path in enumerate(tqdm(paths, desc="decode", unit="rec", disable=not progress)):
-        f, t, task = _from_recording(path)
-        tid = names.setdefault(task, len(names))
-        frames += f
-        targets += t
-        tasks += [tid] * len(f)
-        episodes += [n] * len(f)
-    if not frames:
-        raise EmulatorError("the recordings hold no actions to learn from")
-    out = Samples(np.stack(frames), np.array(targets, np.int64), np.array(tasks, np.int64), list(names),
-                  np.array(episodes, np.int64))  # fmt: skip
-    cache.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = cache.with_suffix(".tmp.npz")
-    np.savez(tmp, frames=out.frames, targets=out.targets, tasks=out.tasks,
-             task_names=np.array(out.task_names), episodes=out.episodes)  # fmt: skip
+        return z["frames"], z["targets"], str(z["task"])
+    f, t, task = _from_recording(path)
+    frames = np.stack(f) if f else np.zeros((0, INPUT_H, INPUT_W, 3), np.uint8)
+    targets = np.array(t, np.int64).reshape(-1, len(TARGETS))
+    tmp = path / f".samples-tmp-{os.getpid()}.npz"
+    np.savez(tmp, frames=frames, targets=targets, task=np.array(task))
     os.chmod(tmp, 0o600)
     os.replace(tmp, cache)
-    return out
+    return frames, targets, task
+
+
+def load_samples(roots: list[str], progress: bool = True) -> Samples:
+    """Every sample below `roots`. Decoding is cached per recording, so adding recordings (a
+    DAgger round, the app's corrections) decodes only the new ones."""
+    paths = find_recordings(roots)
+    frames, targets, tasks, episodes, names = [], [], [], [], {}
+    for n, path in enumerate(tqdm(paths, desc="load", unit="rec", disable=not progress)):
+        f, t, task = _cached(path)
+        tid = names.setdefault(task, len(names))
+        frames.append(f)
+        targets.append(t)
+        tasks += [tid] * len(f)
+        episodes += [n] * len(f)
+    if not tasks:
+        raise EmulatorError("the recordings hold no actions to learn from")
+    return Samples(np.concatenate(frames), np.concatenate(targets), np.array(tasks, np.int64), list(names),
+                   np.array(episodes, np.int64))  # fmt: skip
