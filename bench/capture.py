@@ -5,24 +5,12 @@ at 1920x1080 and 5120x2880.
 """
 
 import json
-import time
 
-import numpy as np
-
+from bench.timing import median_ms
 from emulator.display import VirtualDisplay
 from emulator.screen import Screen, area_downscale, downscale_factor
 
 RESOLUTIONS = [(1920, 1080), (5120, 2880)]
-
-
-def _median_ms(fn, n: int) -> float:
-    fn()  # warm up
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return float(np.median(times))
 
 
 def run(n: int = 60) -> dict:
@@ -30,8 +18,8 @@ def run(n: int = 60) -> dict:
     for w, h in RESOLUTIONS:
         with VirtualDisplay(w, h) as d, Screen(d.name) as screen:
             k = downscale_factor(w, h, 320)
-            grab = _median_ms(lambda: screen.grab(cursor=False), n)
-            both = _median_ms(lambda k=k: area_downscale(screen.grab(), k), n)
+            grab = median_ms(lambda: screen.grab(cursor=False), n)
+            both = median_ms(lambda k=k: area_downscale(screen.grab(), k), n)
         out.append(
             {
                 "width": w,

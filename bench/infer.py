@@ -9,23 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 
+from bench.timing import median_ms
+
 DEFAULT = Path(__file__).resolve().parents[1] / "models" / "default.onnx"
-
-
-def _median_ms(fn, n: int) -> float:
-    for _ in range(10):
-        fn()
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return float(np.median(times))
 
 
 def run(model: str | None = None, n: int = 200) -> dict:
@@ -42,11 +32,11 @@ def run(model: str | None = None, n: int = 200) -> dict:
     for threads in (1, 2):
         policy = OnnxPolicy(path, threads=threads)
         result[f"infer_ms_{threads}thread{'s' if threads > 1 else ''}"] = round(
-            _median_ms(lambda p=policy: p.logits(x), n), 3
+            median_ms(lambda p=policy: p.logits(x), n, warmup=10), 3
         )
     logits = {k: v[0] for k, v in policy.logits(x).items()}
-    result["preprocess_ms"] = round(_median_ms(lambda: preprocess(frame), n), 3)
-    result["decode_ms"] = round(_median_ms(lambda: decode(logits), n), 3)
+    result["preprocess_ms"] = round(median_ms(lambda: preprocess(frame), n, warmup=10), 3)
+    result["decode_ms"] = round(median_ms(lambda: decode(logits), n, warmup=10), 3)
     return result
 
 

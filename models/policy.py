@@ -18,16 +18,14 @@ import numpy as np
 from emulator.errors import EmulatorError
 from emulator.loop import Observation
 from emulator.schema import (
-    BUTTONS,
     KEY_VOCAB_VERSION,
     KEYS,
-    KINDS,
     SCHEMA_VERSION,
     Action,
+    ActionIndex,
     Kind,
-    mask_to_mods,
 )
-from models.spec import GRID, INPUT_H, INPUT_W, MODEL_FORMAT, preprocess
+from models.spec import GRID, HEADS, INPUT_H, INPUT_W, MODEL_FORMAT, preprocess
 
 WAIT_S = 0.05
 
@@ -104,17 +102,8 @@ class OnnxPolicy:
 
 
 def decode(logits: dict[str, np.ndarray]) -> Action:
-    """One sample's head logits -> the schema action they mean (argmax of each head)."""
-    kind = KINDS[int(np.argmax(logits["kind"]))]
-    mods = mask_to_mods(int(np.argmax(logits["mods"])))
-    if kind == Kind.KEY:
-        return Action.press(KEYS[int(np.argmax(logits["key"]))], mods)
-    if kind == Kind.WAIT:
-        return Action.wait(WAIT_S)
-    if kind == Kind.DONE:
-        return Action(Kind.DONE)
-    x, y = GRID.center(int(np.argmax(logits["cell"])))
-    button = BUTTONS[int(np.argmax(logits["button"]))] if kind != Kind.MOVE else "left"
-    count = 2 if kind == Kind.CLICK and int(np.argmax(logits["double"])) == 1 else 1
-    dy = int(np.argmax(logits["scroll"])) - 1 if kind == Kind.SCROLL else 0
-    return Action(kind, x, y, button=button, count=count, dy=dy, mods=mods)
+    """One sample's head logits -> the schema action they mean (argmax of each head), through the
+    schema's own head mapping (Action.from_index); a wait lasts WAIT_S."""
+    index = ActionIndex(**{name: int(np.argmax(logits[name])) for name in HEADS})
+    action = Action.from_index(index, GRID)
+    return Action.wait(WAIT_S) if action.kind == Kind.WAIT else action

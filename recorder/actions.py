@@ -42,14 +42,8 @@ def derive_actions(events: list[dict], frames: list[dict], info: dict) -> list[d
 
     def emit(action: Action, t: float, t_end: float | None = None) -> dict:
         i = bisect.bisect_left(frame_times, t) - 1  # last frame captured strictly before t
-        row = {
-            "t": t, "t_end": t if t_end is None else t_end, "frame": frame_ids[i] if i >= 0 else -1,
-            "kind": action.kind.value, "x": action.x, "y": action.y, "button": action.button,
-            "count": action.count, "dx": action.dx, "dy": action.dy, "key": action.key,
-            "mods": "+".join(action.mods), "action": action.to_json_str(),
-        }  # fmt: skip
-        out.append(row)
-        return row
+        out.append(_row(action, t, t if t_end is None else t_end, frame_ids[i] if i >= 0 else -1))
+        return out[-1]
 
     def norm(x, y) -> tuple[float, float] | None:
         if x is None or not viewport.contains_physical(x, y):
@@ -147,13 +141,17 @@ def actions_from_labels(labels: list[tuple[float, Action]], frames: list[dict]) 
     rows = []
     for i, (t, action) in enumerate(sorted(labels, key=lambda label: label[0])):
         k = bisect.bisect_left(frame_times, t) - 1
-        rows.append({
-            "index": i, "t": t, "t_end": t, "frame": frames[k]["index"] if k >= 0 else -1,
-            "kind": action.kind.value, "x": action.x, "y": action.y, "button": action.button,
-            "count": action.count, "dx": action.dx, "dy": action.dy, "key": action.key,
-            "mods": "+".join(action.mods), "action": action.to_json_str(),
-        })  # fmt: skip
+        rows.append({"index": i, **_row(action, t, t, frames[k]["index"] if k >= 0 else -1)})
     return rows
+
+
+def _row(action: Action, t: float, t_end: float, frame: int) -> dict:
+    """An actions-table row (ACTION_SCHEMA, without its index)."""
+    return {
+        "t": t, "t_end": t_end, "frame": frame, "kind": action.kind.value, "x": action.x, "y": action.y,
+        "button": action.button, "count": action.count, "dx": action.dx, "dy": action.dy, "key": action.key,
+        "mods": "+".join(action.mods), "action": action.to_json_str(),
+    }  # fmt: skip
 
 
 def _emit_drag(emit, norm, p: dict, up: dict, period: float) -> None:
