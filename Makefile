@@ -30,8 +30,15 @@ $(STAMP): pyproject.toml Makefile
 test: setup
 	$(PY) -m pytest -q
 
+# With a display: the supervisor app, the default model playing MiniWoB++ (`emulator app --start`);
+# without one (CI, ssh): the headless run of the model on the 20-task suite.
 demo: setup
-	$(VENV)/bin/emulator demo
+	@if [ -n "$$DISPLAY" ] && xdpyinfo >/dev/null 2>&1; then \
+		$(VENV)/bin/emulator app --start; \
+	else \
+		echo "demo: no display, so the headless run (emulator demo); with a display, make demo opens the app"; \
+		$(VENV)/bin/emulator demo; \
+	fi
 
 bench: setup
 	@for b in capture input step recorder; do $(VENV)/bin/emulator bench $$b --json; done

@@ -25,7 +25,7 @@ import weakref
 from collections import deque
 from dataclasses import dataclass
 
-from emulator.errors import EmulatorError, SchemaError
+from emulator.errors import EmulatorError, OutsideViewport, SchemaError
 from emulator.schema import KEY_INDEX, Action, Kind, Viewport, char_to_key
 
 # X keysym names of the schema's keys (the vocabulary itself lives in schema.KEYS).
@@ -314,6 +314,28 @@ class InputDriver:
                 self._key(action.key, False)
                 for m in reversed(action.mods):
                     self._key(m, False)
+            self._b.flush()
+
+    def replay_event(self, event: dict) -> None:
+        """Send one recorded low-level event (recorder/dataset.py's event columns) as it was:
+        screen coordinates, no model in between (the coordinate-replay macro baseline). The same
+        gate: a position outside the viewport raises and sends nothing."""
+        kind = event["kind"]
+        pos = None
+        if event.get("x") is not None and kind in ("move", "button_down", "button_up", "scroll"):
+            pos = (int(event["x"]), int(event["y"]))
+            if not self.viewport.contains_physical(*pos):
+                raise OutsideViewport(f"recorded event at {pos} is outside the viewport {self.viewport.rect}")
+        with self._lock:
+            if pos is not None:
+                self._move(*pos)
+            if kind in ("button_down", "button_up"):
+                self._button(event["button"], kind == "button_down", pos)
+            elif kind == "scroll":
+                self.injected.add(Injected(time.monotonic(), "scroll"))
+                self._b.scroll(int(event.get("dx") or 0), int(event.get("dy") or 0))
+            elif kind in ("key_down", "key_up") and event.get("key"):
+                self._key(event["key"], kind == "key_down")
             self._b.flush()
 
     # -- low level, logged ----------------------------------------------------------------

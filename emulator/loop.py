@@ -35,7 +35,7 @@ from emulator.damage import DamageWatch
 from emulator.errors import EmulatorError
 from emulator.input import BUTTON_NUMBERS, InjectionLog, InputDriver, listener_key_name
 from emulator.listen import keyboard_listener, mouse_listener, stop_listener
-from emulator.schema import Action, Kind
+from emulator.schema import Action, Kind, Viewport
 from emulator.screen import Screen, draw_cursor, same_pixels
 
 DEFAULT_STOP_HOTKEY = "ctrl+alt+shift+x"
@@ -201,6 +201,7 @@ class AgentLoop:
         takeover_idle: float | None = 2.0,
         damage: bool = True,
         on_step: Callable[[StepTiming, Observation], None] | None = None,
+        follow: Callable[[], Viewport] | None = None,
     ):
         self.screen, self.driver, self.policy = screen, driver, policy
         self.viewport = driver.viewport
@@ -210,6 +211,7 @@ class AgentLoop:
         self.telemetry_path = telemetry
         self.stop_hotkey, self.takeover, self.takeover_idle = stop_hotkey, takeover, takeover_idle
         self.on_step = on_step
+        self.follow = follow  # where the viewport is now (a window that moves); asked every step
         self.use_damage = damage
         self._watch: DamageWatch | None = None
         self._stop = threading.Event()
@@ -301,6 +303,9 @@ class AgentLoop:
                 if self._stop.is_set():
                     return self._stop_reason
                 frame, capture_ms = self._capture(rect)
+            if self.follow is not None and (moved := self._follow(rect)) is not None:
+                rect = moved
+                frame, capture_ms = self._capture(rect)
             if summary.steps >= self.max_steps:
                 return "steps"
             if time.monotonic() - start >= self.max_seconds:
@@ -340,6 +345,19 @@ class AgentLoop:
                 self.on_step(timing, obs)
             if action.kind == Kind.DONE:
                 return "done"
+
+    def _follow(self, rect):
+        """The viewport's new rectangle if it moved or changed size since the last step, else None.
+        The driver's gate moves with it: the agent still acts only inside what it was given."""
+        viewport = self.follow()
+        if viewport.rect == rect:
+            return None
+        self.viewport = self.driver.viewport = viewport
+        if self._watch:
+            self._watch.close()
+            self._watch = DamageWatch.open(self.screen.display, viewport.rect)
+        self._event("viewport", rect=viewport.rect.to_json())
+        return viewport.rect
 
     def _capture(self, rect) -> tuple[np.ndarray, float]:
         t = time.perf_counter()

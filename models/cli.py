@@ -3,6 +3,7 @@
 emulator train DATA... --out model.onnx [--init models/default.onnx] [--epochs 30 | --minutes 5]
 emulator train DATA --overfit-test               # self-test: one batch to ~zero loss
 emulator run --model models/default.onnx --task miniwob:click-test [--episodes 5]
+emulator run --model flow.onnx --display :5 --window "Order form" [--until-done | --repeat K]
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ def cmd_train(args) -> int:
         raise EmulatorError("--epochs and --minutes must be positive")
     cfg = TrainConfig(
         epochs=None if args.minutes else (args.epochs or 30), minutes=args.minutes, batch=args.batch, lr=args.lr,
-        seed=args.seed, threads=args.threads,
+        seed=args.seed, threads=args.threads, colors=args.color_augment, shift=args.shift_augment,
+        val_fraction=0.0 if args.no_validation else 0.1,
     )  # fmt: skip
     summary = train(args.data, args.out, init=args.init, config=cfg, progress=not args.json)
     if args.json:
@@ -45,13 +47,13 @@ def cmd_train(args) -> int:
 
 
 def cmd_run(args) -> int:
+    if not args.task:
+        return _run_workflow(args)
     from emulator.envs.episodes import run_episode
     from emulator.envs.miniwob import MiniWoBWorld
 
     if not args.task.startswith("miniwob:"):
-        raise EmulatorError(
-            "--task must look like miniwob:NAME (desktop workflows come with `emulator run --display`)"
-        )
+        raise EmulatorError("--task must look like miniwob:NAME (or leave it out to work a desktop window)")
     task = args.task.removeprefix("miniwob:")
     from emulator.envs.runner import parse_tasks
 
@@ -71,7 +73,29 @@ def cmd_run(args) -> int:
     return 0
 
 
-def add_commands(sub) -> None:
+def _run_workflow(args) -> int:
+    from emulator.display import open_display
+    from emulator.workflow import run_workflow
+
+    display = open_display(args.display)
+
+    def report(i: int, summary) -> None:
+        print(
+            f"run {i + 1}: {summary.stopped_by} after {summary.steps} steps, {summary.seconds:.2f} s",
+            flush=True,
+        )
+
+    runs = run_workflow(
+        display.name, args.model, window=args.window, region=args.region, monitor=args.monitor,
+        repeat=args.repeat, max_steps=args.max_steps, max_seconds=args.max_seconds, telemetry=args.telemetry,
+        on_run=report,
+    )  # fmt: skip
+    done = sum(r.stopped_by == "done" for r in runs)
+    print(f"{done}/{args.repeat} runs ended with done", file=sys.stderr)
+    return 0 if done == args.repeat else 1
+
+
+def add_commands(sub, display_arg, viewport_args) -> None:
     p = sub.add_parser("train", help="train a model on recordings (CPU), export ONNX")
     p.add_argument(
         "data", nargs="+", metavar="DATA", help="collect datasets, recordings or folders of recordings"
@@ -84,13 +108,33 @@ def add_commands(sub) -> None:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--color-augment", action="store_true",
+        help="train on random channel orders and inverted colours too (robust to themes; for workflows)",
+    )  # fmt: skip
+    p.add_argument(
+        "--shift-augment", action="store_true",
+        help="also train on content moved by whole pointer cells, the target with it (few demonstrations)",
+    )  # fmt: skip
+    p.add_argument(
+        "--no-validation", action="store_true", help="train on every recording (a handful of demonstrations)"
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON, no progress bar")
     p.add_argument("--overfit-test", action="store_true", help="self-test: fit one batch to ~zero loss")
     p.set_defaults(fn=cmd_train)
 
-    p = sub.add_parser("run", help="run a model on a task")
+    p = sub.add_parser("run", help="run a model on a MiniWoB task, or on a desktop window until it says done")
     p.add_argument("--model", required=True, help="the .onnx model")
-    p.add_argument("--task", required=True, help="miniwob:NAME")
-    p.add_argument("--episodes", type=int, default=5)
-    p.add_argument("--seed", type=int, default=100_000)
+    p.add_argument("--task", help="miniwob:NAME (leave out to work the display / window given)")
+    p.add_argument("--episodes", type=int, default=5, help="MiniWoB episodes")
+    p.add_argument("--seed", type=int, default=100_000, help="first MiniWoB seed")
+    display_arg(p)
+    viewport_args(p)
+    p.add_argument(
+        "--until-done", action="store_true", help="one run that ends when the model says done (default)"
+    )
+    p.add_argument("--repeat", type=int, default=1, metavar="K", help="K runs, each until done")
+    p.add_argument("--max-steps", type=int, default=60, help="step budget of one run")
+    p.add_argument("--max-seconds", type=float, default=60.0, help="time budget of one run")
+    p.add_argument("--telemetry", help="append per-step JSONL here")
     p.set_defaults(fn=cmd_run)

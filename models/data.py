@@ -4,6 +4,7 @@ it (decoded with PyAV at the aligned frame) and the action as head targets.
     ds = load_samples(["data/suite"])         # finds every recording below, caches decoded frames
     ds.frames   (N, 210, 160, 3) uint8        ds.targets  (N, 7) int64 columns TARGETS
     ds.tasks    (N,) int task ids             ds.task_names
+    ds.history  (N, HISTORY) int64: tokens of the actions before each one in its recording
 
 A folder may be a `emulator collect` dataset (episodes.jsonl: successful demonstrations and
 all DAgger episodes are used),
@@ -23,8 +24,8 @@ from tqdm import tqdm
 
 from emulator.errors import EmulatorError
 from emulator.schema import Action
-from models.spec import GRID, INPUT_H, INPUT_W
-from recorder.dataset import INFO
+from models.spec import GRID, HISTORY, INPUT_H, INPUT_W, action_token, fit_input, history_token
+from recorder.dataset import INFO, read_json
 from recorder.reader import Recording
 
 TARGETS = ("kind", "cell", "button", "double", "key", "mods", "scroll")
@@ -38,14 +39,28 @@ class Samples:
     tasks: np.ndarray
     task_names: list[str]
     episodes: np.ndarray  # which recording each sample came from (for validation splits)
+    history: np.ndarray  # (N, HISTORY) tokens of the earlier actions of the same recording
 
     def __len__(self) -> int:
         return len(self.frames)
 
     def subset(self, index: np.ndarray) -> Samples:
-        return Samples(
-            self.frames[index], self.targets[index], self.tasks[index], self.task_names, self.episodes[index]
-        )
+        return Samples(self.frames[index], self.targets[index], self.tasks[index], self.task_names,
+                       self.episodes[index], self.history[index])  # fmt: skip
+
+
+def history_of(targets: np.ndarray, context: list | None = None) -> np.ndarray:
+    """One recording's targets (in action order) -> each action's history window: the actions
+    before it in the recording, or, where the recording's labels are only some of what happened
+    (the app's corrections), its `label_context`: the schema JSON of the actions done before each."""
+    if context is not None and len(context) == len(targets):
+        windows = [([0] * HISTORY + [action_token(Action.from_json(a)) for a in before])[-HISTORY:]
+                   for before in context]  # fmt: skip
+        return np.array(windows, np.int64).reshape(-1, HISTORY)
+    col = {name: i for i, name in enumerate(TARGETS)}
+    tokens = [0] * HISTORY + [history_token(int(t[col["kind"]]), int(t[col["key"]]), int(t[col["mods"]]))
+                              for t in targets]  # fmt: skip
+    return np.array([tokens[i : i + HISTORY] for i in range(len(targets))], np.int64).reshape(-1, HISTORY)
 
 
 def find_recordings(roots: list[str]) -> list[Path]:
@@ -80,10 +95,8 @@ def _task_of(rec: Recording) -> str:
 
 def _from_recording(path: Path):
     with Recording(path) as rec:
-        if (rec.width, rec.height) != (INPUT_W, INPUT_H):
-            raise EmulatorError(
-                f"{path}: frames are {rec.width}x{rec.height}, the model takes {INPUT_W}x{INPUT_H}"
-            )
+        if rec.width < 16 or rec.height < 16:
+            raise EmulatorError(f"{path}: frames are {rec.width}x{rec.height}, too small to learn from")
         wanted = {}
         for a in rec.actions:
             if a["frame"] >= 0:
@@ -92,7 +105,7 @@ def _from_recording(path: Path):
         for i, _, rgb in rec.iter_frames():
             for action in wanted.get(i, []):
                 idx = action.to_index(GRID)
-                frames.append(rgb)
+                frames.append(fit_input(rgb))
                 targets.append([getattr(idx, name) for name in TARGETS])
         return frames, targets, _task_of(rec)
 
@@ -119,15 +132,16 @@ def load_samples(roots: list[str], progress: bool = True) -> Samples:
     """Every sample below `roots`. Decoding is cached per recording, so adding recordings (a
     DAgger round, the app's corrections) decodes only the new ones."""
     paths = find_recordings(roots)
-    frames, targets, tasks, episodes, names = [], [], [], [], {}
+    frames, targets, tasks, episodes, history, names = [], [], [], [], [], {}
     for n, path in enumerate(tqdm(paths, desc="load", unit="rec", disable=not progress)):
         f, t, task = _cached(path)
         tid = names.setdefault(task, len(names))
         frames.append(f)
         targets.append(t)
+        history.append(history_of(t, read_json(path / INFO).get("label_context")))
         tasks += [tid] * len(f)
         episodes += [n] * len(f)
     if not tasks:
         raise EmulatorError("the recordings hold no actions to learn from")
     return Samples(np.concatenate(frames), np.concatenate(targets), np.array(tasks, np.int64), list(names),
-                   np.array(episodes, np.int64))  # fmt: skip
+                   np.array(episodes, np.int64), np.concatenate(history))  # fmt: skip

@@ -2,26 +2,32 @@
 and cheap (~150 M multiply-adds): it downsamples at once and spends its depth at low resolution.
 
     net = PixelPolicyNet()
-    logits = net(x)            # x (N, 3, 210, 160) from models.spec.preprocess -> dict of head logits
+    logits = net(x, h)         # x (N, 3, 210, 160) from models.spec.preprocess, h (N, HISTORY)
+                               # history tokens (models.spec.history_token) -> dict of head logits
 
 Layout:
   stem      4x4 conv, stride 4            -> 53x40 (the pointer grid), 32 channels
   stage 1   2 residual 3x3 blocks at stride 4
   stage 2   2x2 conv stride 2 + 2 blocks  -> 27x20, 64 channels
   stage 3   2x2 conv stride 2 + 2 blocks  -> 14x10, 96 channels
+  history   the last two actions (what was just typed) embedded into the [CLS] token
   context   2 transformer layers over the 140 stage-3 tokens and a [CLS] token: reading the
             instruction and relating it to the page is global work
+  read      2 attention lookups from [CLS] into the 2120 stage-1 features (stride 4): a 10 px word
+            or the next character to type is only resolved at that stride, not at 16
   heads     [CLS] -> kind, button, double, key, mods, scroll
             pointer: stage-1, -2 and -3 features at stride 4, modulated by [CLS] -> one logit per cell
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.spec import GRID, HEADS, INPUT_H, INPUT_W
+from models.spec import GRID, HEADS, HISTORY, HISTORY_VOCAB, INPUT_H, INPUT_W
 
 
 class Block(nn.Module):
@@ -38,6 +44,30 @@ class Block(nn.Module):
         return x + F.relu(self.norm(self.conv(x)))
 
 
+class Read(nn.Module):
+    """[CLS] looks up fine detail: multi-head attention from one query onto keys and values of
+    every stride-4 feature (computed once, shared by all reads), then an MLP. One query keeps it
+    cheap, and it gives the global heads the resolution that text needs."""
+
+    def __init__(self, c_query: int, heads: int = 4, d: int = 16):
+        super().__init__()
+        self.heads, self.d = heads, d
+        self.norm = nn.LayerNorm(c_query)
+        self.q = nn.Linear(c_query, heads * d)
+        self.proj = nn.Linear(heads * d, c_query)
+        self.mlp = nn.Sequential(nn.LayerNorm(c_query), nn.Linear(c_query, 2 * c_query), nn.GELU(),
+                                 nn.Linear(2 * c_query, c_query))  # fmt: skip
+
+    def forward(self, cls: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """cls (N, C); k, v (N, heads, d, L) (channels first: no transposes) -> cls updated."""
+        n = cls.shape[0]
+        q = self.q(self.norm(cls)).view(n, self.heads, 1, self.d)
+        att = torch.softmax(q @ k / math.sqrt(self.d), dim=-1)  # N, heads, 1, L
+        read = v @ att.view(n, self.heads, -1, 1)  # N, heads, d, 1
+        cls = cls + self.proj(read.view(n, self.heads * self.d))
+        return cls + self.mlp(cls)
+
+
 class PixelPolicyNet(nn.Module):
     def __init__(self, dims: tuple[int, int, int] = (32, 64, 96), layers: int = 2, heads: int = 4):
         super().__init__()
@@ -52,10 +82,16 @@ class PixelPolicyNet(nn.Module):
         self.h3, self.w3 = (self.rows + 3) // 4, (self.cols + 3) // 4  # 14 x 10
         self.pos = nn.Parameter(torch.zeros(1, self.h3 * self.w3 + 1, c3))
         self.cls = nn.Parameter(torch.zeros(1, 1, c3))
+        self.history = nn.ModuleList([nn.Embedding(HISTORY_VOCAB, c3) for _ in range(HISTORY)])
         layer = nn.TransformerEncoderLayer(c3, heads, 2 * c3, dropout=0.0, activation="gelu",
                                            batch_first=True, norm_first=True)  # fmt: skip
         self.context = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.out_norm = nn.LayerNorm(c3)
+        self.read_row = nn.Parameter(torch.zeros(1, c1, self.rows, 1))
+        self.read_col = nn.Parameter(torch.zeros(1, c1, 1, self.cols))
+        self.read_kv = nn.Conv2d(c1, 2 * 4 * 16, 1)
+        self.reads = nn.ModuleList([Read(c3, 4, 16), Read(c3, 4, 16)])
+        self.read_norm = nn.LayerNorm(c3)
         # ("head_" prefix: a module named "double" would shadow nn.Module.double)
         self.global_heads = nn.ModuleDict(
             {f"head_{k}": nn.Linear(c3, n) for k, n in HEADS.items() if k != "cell"}
@@ -71,17 +107,28 @@ class PixelPolicyNet(nn.Module):
         self.point_bias = nn.Parameter(torch.zeros(1))
         nn.init.normal_(self.pos, std=0.02)
         nn.init.normal_(self.cls, std=0.02)
+        nn.init.normal_(self.read_row, std=0.02)
+        nn.init.normal_(self.read_col, std=0.02)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, history: torch.Tensor) -> dict[str, torch.Tensor]:
         n = x.shape[0]
         # Pad 210 -> 212 rows so the stride-4 grid is exactly 53 x 40.
         x = F.pad(x, (0, self.cols * 4 - INPUT_W, 0, self.rows * 4 - INPUT_H), value=-0.5)
         f1 = self.stage1(self.stem(x))  # 53 x 40
         f2 = self.stage2(self.down2(F.pad(f1, (0, self.cols % 2, 0, self.rows % 2))))  # 27 x 20
         f3 = self.stage3(self.down3(F.pad(f2, (0, f2.shape[3] % 2, 0, f2.shape[2] % 2))))  # 14 x 10
-        tokens = torch.cat([self.cls.expand(n, -1, -1), f3.flatten(2).transpose(1, 2)], 1) + self.pos
+        cls = (
+            self.cls.expand(n, -1, -1)
+            + sum(emb(history[:, i]) for i, emb in enumerate(self.history))[:, None]
+        )
+        tokens = torch.cat([cls, f3.flatten(2).transpose(1, 2)], 1) + self.pos
         tokens = self.out_norm(self.context(tokens))
+        kv = self.read_kv(f1 + self.read_row + self.read_col).view(n, 2, 4, 16, -1)  # N, k|v, heads, d, 2120
+        k, v = kv[:, 0], kv[:, 1]
         cls = tokens[:, 0]
+        for read in self.reads:
+            cls = read(cls, k, v)
+        cls = self.read_norm(cls)
         out = {name.removeprefix("head_"): head(cls) for name, head in self.global_heads.items()}
         ctx3 = tokens[:, 1:].transpose(1, 2).reshape(n, -1, self.h3, self.w3)
         up2 = F.interpolate(self.point2(f2), scale_factor=2, mode="nearest")[:, :, : self.rows, : self.cols]
@@ -89,9 +136,10 @@ class PixelPolicyNet(nn.Module):
         feat = self.point1(f1) + up2 + up3
         scale, shift = self.point_film(cls)[:, :, None, None].chunk(2, dim=1)
         feat = F.relu(feat * (1 + scale) + shift)
-        # One output channel: a weighted channel sum (a 1x1 conv with one filter is slow on CPU).
-        cell = torch.einsum("nchw,c->nhw", feat, self.point_out) + self.point_bias
-        out["cell"] = cell.flatten(1)  # (N, 53 * 40), row-major like PointerGrid
+        # One output channel: a weighted channel sum as one matmul (a 1x1 conv with one filter is
+        # slow to train on CPU, and onnxruntime's einsum is slow to run).
+        cell = self.point_out.view(1, 1, -1) @ feat.flatten(2)  # N, 1, 53 * 40
+        out["cell"] = cell.view(n, -1) + self.point_bias  # row-major like PointerGrid
         return out
 
 

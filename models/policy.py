@@ -3,6 +3,10 @@ decoding to schema actions. Needs only numpy and onnxruntime.
 
     policy = OnnxPolicy("models/default.onnx", threads=1)
     action = policy.act(policy.preprocess(observation))     # the agent loop's Policy protocol
+    heads = policy.logits(x, history)                         # raw head logits (overlays, tests)
+
+The policy remembers the actions it chose in the current episode (the model's history input);
+an observation with step 0 starts a new episode.
 
 A model whose metadata does not match this runtime (format, schema or key vocabulary version,
 keys, pointer grid, input size) is refused with one clear error.
@@ -25,7 +29,18 @@ from emulator.schema import (
     ActionIndex,
     Kind,
 )
-from models.spec import GRID, HEADS, INPUT_H, INPUT_W, MODEL_FORMAT, preprocess
+from models.spec import (
+    GRID,
+    HEADS,
+    HISTORY,
+    INPUT_H,
+    INPUT_W,
+    MODEL_FORMAT,
+    action_token,
+    fit_input,
+    history_window,
+    preprocess,
+)
 
 WAIT_S = 0.05
 
@@ -76,6 +91,7 @@ class OnnxPolicy:
         check_metadata(self.meta, path)
         self.outputs = json.loads(self.meta["outputs"])
         self.path = path
+        self.history: list[int] = []
 
     @classmethod
     def cached(cls, path: str, threads: int = 1) -> OnnxPolicy:
@@ -85,20 +101,30 @@ class OnnxPolicy:
             cls._cache[key] = cls(path, threads)
         return cls._cache[key]
 
-    def logits(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        return dict(zip(self.outputs, self.session.run(self.outputs, {"frames": x}), strict=True))
+    def logits(self, x: np.ndarray, history: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Head logits for a batch of frames; no history means "the episode just began"."""
+        if history is None:
+            history = np.zeros((len(x), HISTORY), np.int64)
+        out = self.session.run(self.outputs, {"frames": x, "history": history})
+        return dict(zip(self.outputs, out, strict=True))
+
+    def reset(self) -> None:
+        self.history = []
 
     # -- the agent loop's Policy protocol ------------------------------------------------------
-    def preprocess(self, obs: Observation) -> np.ndarray:
+    def preprocess(self, obs: Observation) -> tuple[np.ndarray, np.ndarray]:
+        if obs.step == 0:
+            self.reset()
         frame = obs.frame
-        if frame.shape[:2] != (INPUT_H, INPUT_W):
-            raise EmulatorError(
-                f"the model sees {INPUT_W}x{INPUT_H} viewports; this one is {frame.shape[1]}x{frame.shape[0]}"
-            )
-        return preprocess(frame[..., 2::-1])  # BGRA capture -> RGB
+        if frame.shape[0] < 16 or frame.shape[1] < 16:
+            raise EmulatorError(f"a {frame.shape[1]}x{frame.shape[0]} viewport is too small to act in")
+        rgb = fit_input(frame[..., 2::-1])  # BGRA capture -> RGB at the model's input size
+        return preprocess(rgb), history_window(self.history)
 
-    def act(self, x: np.ndarray) -> Action:
-        return decode({k: v[0] for k, v in self.logits(x).items()})
+    def act(self, inputs: tuple[np.ndarray, np.ndarray]) -> Action:
+        action = decode({k: v[0] for k, v in self.logits(*inputs).items()})
+        self.history.append(action_token(action))
+        return action
 
 
 def decode(logits: dict[str, np.ndarray]) -> Action:

@@ -1,7 +1,10 @@
 """What a model looks at and how its outputs read, shared by training (torch) and the runtime
 (numpy + onnxruntime only): input size, the pointer grid, the heads, and preprocessing.
 
+    rgb = fit_input(rgb)                  # any viewport size -> 210 x 160 (stretched: normalized
+                                          # coordinates mean the same place before and after)
     x = preprocess(rgb_frames)            # (N, 210, 160, 3) uint8 -> (N, 3, 210, 160) float32
+    h = history_token(kind, key, mods)    # one earlier action -> a token of the history input
     grid.center(cell)                     # pointer cell -> viewport-normalized (x, y)
 
 The pointer is a 40x53 grid over the 160x210 task area: cells of 4 x ~4 px (design: stride <= 4).
@@ -11,9 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from emulator.schema import BUTTONS, KEYS, KINDS, MODIFIERS, PointerGrid
+from emulator.schema import BUTTONS, KEYS, KINDS, MODIFIERS, Kind, PointerGrid
 
-MODEL_FORMAT = 1
+MODEL_FORMAT = 2  # 2: a second input, the history of the model's last actions
 INPUT_W, INPUT_H = 160, 210
 GRID = PointerGrid(cols=40, rows=53)
 HEADS = {  # name -> number of classes
@@ -23,8 +26,48 @@ HEADS = {  # name -> number of classes
 PREPROCESS = "rgb uint8 HWC -> float32 NCHW, x / 255 - 0.5"
 
 
+def fit_input(rgb: np.ndarray) -> np.ndarray:
+    """One (H, W, 3) uint8 frame of any size -> (INPUT_H, INPUT_W, 3). A window viewport of
+    another size is resampled (area averaging when shrinking), not cropped: a position normalized
+    to the viewport is the same position in the model's input."""
+    if rgb.shape[:2] == (INPUT_H, INPUT_W):
+        return rgb
+    from PIL import Image
+
+    shrink = rgb.shape[0] > INPUT_H or rgb.shape[1] > INPUT_W
+    method = Image.Resampling.BOX if shrink else Image.Resampling.BILINEAR
+    return np.asarray(Image.fromarray(np.ascontiguousarray(rgb)).resize((INPUT_W, INPUT_H), method))
+
+
 def preprocess(rgb: np.ndarray) -> np.ndarray:
     """(N, H, W, 3) or (H, W, 3) uint8 RGB -> (N, 3, H, W) float32 in [-0.5, 0.5]."""
     if rgb.ndim == 3:
         rgb = rgb[None]
     return np.ascontiguousarray(rgb.transpose(0, 3, 1, 2), dtype=np.float32) / 255.0 - 0.5
+
+
+# The model also sees its last HISTORY actions as tokens (most recent last): 0 = none yet (the
+# episode just began), 1 = any non-key action, 2 + 2 * key + shift = that key typed. Knowing what
+# it just typed turns typing into a lookup: find those characters in the text, type the next one.
+HISTORY = 2
+HISTORY_VOCAB = 2 + 2 * len(KEYS)
+_KEY_KIND, _SHIFT = KINDS.index(Kind.KEY), 1 << MODIFIERS.index("shift")
+
+
+def history_token(kind: int, key: int, mods: int) -> int:
+    """Head indices of one action (as in ActionIndex) -> its history token."""
+    if kind != _KEY_KIND or key < 0:
+        return 1
+    return 2 + 2 * key + int(bool(mods & _SHIFT))
+
+
+def action_token(action) -> int:
+    """A schema Action -> its history token."""
+    idx = action.to_index(GRID)
+    return history_token(idx.kind, idx.key, idx.mods)
+
+
+def history_window(tokens: list[int]) -> np.ndarray:
+    """The last HISTORY tokens, left-padded with 0 -> (1, HISTORY) int64."""
+    last = ([0] * HISTORY + list(tokens))[-HISTORY:]
+    return np.array([last], np.int64)

@@ -28,10 +28,11 @@ from emulator.schema import KINDS, Kind
 from models.data import TARGETS, Samples, load_samples
 from models.export import export, parity
 from models.net import PixelPolicyNet, count_params
-from models.spec import GRID, preprocess
+from models.spec import GRID, INPUT_H, INPUT_W, preprocess
 
 COL = {name: i for i, name in enumerate(TARGETS)}
 BUTTON_KINDS = [KINDS.index(k) for k in (Kind.CLICK, Kind.MOUSE_DOWN, Kind.MOUSE_UP)]
+SMALL_DATA_BATCH = 16
 WEIGHTS = {"kind": 1.0, "cell": 1.0, "key": 1.0, "button": 0.3, "double": 0.3, "mods": 0.5, "scroll": 0.3}
 
 
@@ -45,6 +46,8 @@ class TrainConfig:
     seed: int = 0
     val_fraction: float = 0.1
     threads: int = 2
+    colors: bool = False  # theme augmentation: random channel order and inversion (workflow fine-tunes)
+    shift: bool = False  # content shifted by whole pointer cells, target with it (workflow fine-tunes)
 
 
 def losses(out: dict[str, torch.Tensor], t: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -93,14 +96,57 @@ def total_loss(parts: dict[str, torch.Tensor]) -> torch.Tensor:
     return sum(WEIGHTS[k] * v for k, v in parts.items())
 
 
-def batch_tensors(s: Samples, index: np.ndarray, rng: np.random.Generator | None = None):
-    x = preprocess(s.frames[index])
+def batch_tensors(s: Samples, index: np.ndarray, rng: np.random.Generator | None = None, colors: bool = False,
+                  shift: bool = False):  # fmt: skip
+    frames, targets = s.frames[index], s.targets[index]
+    if rng is not None and shift:
+        frames, targets = shifted(frames, targets, rng)
+    x = preprocess(frames)
     if rng is not None:  # brightness / contrast jitter: no geometry changes
         n = len(index)
         contrast = rng.uniform(0.9, 1.1, (n, 1, 1, 1)).astype(np.float32)
         bright = rng.uniform(-0.05, 0.05, (n, 1, 1, 1)).astype(np.float32)
         x = x * contrast + bright
-    return torch.from_numpy(x), torch.from_numpy(s.targets[index])
+        if colors:  # another theme: swap colour channels, sometimes invert (dark <-> light)
+            for i in range(n):
+                x[i] = x[i, rng.permutation(3)] * (-1.0 if rng.random() < 0.5 else 1.0)
+    return torch.from_numpy(x), torch.from_numpy(s.history[index]), torch.from_numpy(targets)
+
+
+SHIFT_CELLS = (12, 6)  # at most this many pointer cells down/up, right/left
+
+
+def shifted(frames: np.ndarray, targets: np.ndarray, rng: np.random.Generator, p: float = 0.8):
+    """Move each frame's content by whole pointer cells (the exposed edge repeats the border) and
+    its pointer target with it: geometry stays honest, and a few demonstrations stop teaching
+    "click at this spot" instead of "click on this thing"."""
+    frames, targets = frames.copy(), targets.copy()
+    cell_h = INPUT_H / GRID.rows
+    for i in range(len(frames)):
+        if rng.random() >= p:
+            continue
+        ky, kx = (int(rng.integers(-k, k + 1)) for k in SHIFT_CELLS)
+        cell = targets[i, COL["cell"]]
+        if cell >= 0:
+            row, col = divmod(int(cell), GRID.cols)
+            if not (0 <= row + ky < GRID.rows and 0 <= col + kx < GRID.cols):
+                continue
+            targets[i, COL["cell"]] = (row + ky) * GRID.cols + col + kx
+        frames[i] = _shift(frames[i], round(ky * cell_h), kx * (INPUT_W // GRID.cols))
+    return frames, targets
+
+
+def _shift(img: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    out = np.roll(img, (dy, dx), axis=(0, 1))
+    if dy > 0:
+        out[:dy] = out[dy : dy + 1]
+    elif dy < 0:
+        out[dy:] = out[dy - 1 : dy]
+    if dx > 0:
+        out[:, :dx] = out[:, dx : dx + 1]
+    elif dx < 0:
+        out[:, dx:] = out[:, dx - 1 : dx]
+    return out
 
 
 @torch.no_grad()
@@ -110,8 +156,8 @@ def evaluate(net, s: Samples, batch: int = 256) -> dict[str, float]:
     loss_sum, n = 0.0, 0
     for i in range(0, len(s), batch):
         idx = np.arange(i, min(i + batch, len(s)))
-        x, t = batch_tensors(s, idx)
-        out = net(x)
+        x, h, t = batch_tensors(s, idx)
+        out = net(x, h)
         loss_sum += float(total_loss(losses(out, t))) * len(idx)
         n += len(idx)
         kind_ok = out["kind"].argmax(1) == t[:, COL["kind"]]
@@ -183,7 +229,9 @@ def train(roots: list[str], out: str, init: str | None = None, config: TrainConf
     if init:
         net.load_state_dict(load_init(init))
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = max(1, math.ceil(len(train_s) / cfg.batch))
+    # A handful of demonstrations (a workflow fine-tune): small batches, so minutes mean many steps.
+    batch = cfg.batch if len(train_s) >= 10 * cfg.batch else min(cfg.batch, SMALL_DATA_BATCH)
+    steps_per_epoch = max(1, math.ceil(len(train_s) / batch))
     total = int(steps_per_epoch * cfg.epochs) if cfg.epochs else None
     state_path = out_path.with_suffix(".train.pt")
     step, history, seen = 0, [], 0
@@ -215,9 +263,9 @@ def train(roots: list[str], out: str, init: str | None = None, config: TrainConf
         )
         for group in opt.param_groups:
             group["lr"] = lr
-        index = rng.choice(len(train_s), size=cfg.batch, p=weights)
-        x, t = batch_tensors(train_s, index, rng)
-        parts = losses(net(x), t)
+        index = rng.choice(len(train_s), size=batch, p=weights)
+        x, h, t = batch_tensors(train_s, index, rng, cfg.colors, cfg.shift)
+        parts = losses(net(x, h), t)
         loss = total_loss(parts)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -248,7 +296,7 @@ def train(roots: list[str], out: str, init: str | None = None, config: TrainConf
         "steps": step, "samples_seen": seen, "train_seconds": round(train_seconds, 1),
         "samples_per_second": round(seen / max(train_seconds, 1e-6), 1),
         "wall_seconds": round(time.monotonic() - started, 1), "val": final, "val_action_by_task": per_task,
-        "config": asdict(cfg),
+        "config": asdict(cfg), "batch": batch,
         "init": init, "data": [str(r) for r in roots],
     }  # fmt: skip
     export(net, str(out_path), training=summary, checkpoint={"model": net.state_dict(), "summary": summary})
@@ -265,10 +313,10 @@ def overfit_one_batch(s: Samples, steps: int = 150, batch: int = 16, seed: int =
     net = PixelPolicyNet()
     opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=0.0)
     idx = np.random.default_rng(seed).choice(len(s), size=min(batch, len(s)), replace=False)
-    x, t = batch_tensors(s, idx)
+    x, h, t = batch_tensors(s, idx)
     first = last = None
     for _ in range(steps):
-        loss = total_loss(losses(net(x), t))
+        loss = total_loss(losses(net(x, h), t))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -292,13 +340,13 @@ def plot_curve(history: list[dict], path: Path) -> None:
         a.plot(steps, [h["val_loss"] for h in history], label="val loss")
         for k in ("kind", "cell_near", "key", "action"):
             b.plot(steps, [h[f"val_{k}"] for h in history], label=k)
+        b.legend()
     a.set_xlabel("step")
     a.set_yscale("log")
     a.legend()
     b.set_xlabel("step")
     b.set_ylim(0, 1.01)
-    b.set_title("validation accuracy")
-    b.legend()
+    b.set_title("validation accuracy" if "val_loss" in history[0] else "no validation split")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

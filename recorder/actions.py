@@ -145,6 +145,12 @@ def actions_from_labels(labels: list[tuple[float, Action]], frames: list[dict]) 
     return rows
 
 
+def done_row(index: int, last_frame: dict) -> dict:
+    """The `done` that ends a whole-task demonstration, seen on its last frame: where the person
+    stopped recording, the task was finished."""
+    return {"index": index, **_row(Action(Kind.DONE), last_frame["t"], last_frame["t"], last_frame["index"])}
+
+
 def _row(action: Action, t: float, t_end: float, frame: int) -> dict:
     """An actions-table row (ACTION_SCHEMA, without its index)."""
     return {

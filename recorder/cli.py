@@ -1,7 +1,7 @@
 """The recorder's subcommands of `emulator`: record, inspect, replay.
 
 emulator record OUT [--display :N] [--region x,y,w,h | --window ID|TITLE | --monitor N]
-                    [--fps 30] [--seconds S] [--task TEXT] [--mask x,y,w,h ...]
+                    [--fps 30] [--seconds S] [--task TEXT] [--mask x,y,w,h ...] [--no-done]
 emulator inspect OUT [--json]
 emulator replay OUT --render out.mp4
 """
@@ -28,6 +28,7 @@ def cmd_record(args) -> int:
     options = RecordOptions(
         fps=args.fps, codec=args.codec, preset=args.preset, crf=args.crf, pix_fmt=args.pix_fmt, task=args.task or "",
         masks=masks, cursor=not args.no_cursor, stop_hotkey=args.stop_hotkey, pause_hotkey=args.pause_hotkey,
+        ends_task=not args.no_done,
     )  # fmt: skip
     recorder = Recorder(args.out, display.name, viewport, options)
     for fallback in recorder.encoder.fallbacks:
@@ -110,6 +111,10 @@ def add_commands(sub, display_arg, viewport_args) -> None:
         "--pix-fmt", default="yuv420p", choices=["yuv420p", "yuv444p"], help="yuv444p keeps full colour"
     )
     p.add_argument("--no-cursor", action="store_true", help="do not draw the pointer into the video")
+    p.add_argument(
+        "--no-done", action="store_true",
+        help="a fragment, not a whole task: do not label the last frame `done` (the model's stop signal)",
+    )  # fmt: skip
     p.add_argument("--stop-hotkey", default=DEFAULT_STOP_HOTKEY)
     p.add_argument("--pause-hotkey", default=DEFAULT_PAUSE_HOTKEY)
     p.add_argument(

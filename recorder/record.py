@@ -45,6 +45,7 @@ class RecordOptions:
     damage: bool = True  # grab and convert only what changed (X DAMAGE); False: whole frames
     stop_hotkey: str | None = DEFAULT_STOP_HOTKEY
     pause_hotkey: str | None = DEFAULT_PAUSE_HOTKEY
+    ends_task: bool = False  # a whole demonstration: its last frame is labelled `done`
 
 
 class Recorder:
@@ -61,7 +62,7 @@ class Recorder:
             "viewport": viewport.to_json(), "scale": viewport.scale, "layout": layout.to_json(),
             "masks": [m.to_json() for m in o.masks], "cursor_drawn": o.cursor, "damage_capture": o.damage,
             "hotkeys": {"stop": o.stop_hotkey, "pause": o.pause_hotkey},
-            "start_time": time.time(), "clock": "monotonic",
+            "start_time": time.time(), "clock": "monotonic", "ends_task": o.ends_task,
         })  # fmt: skip
         frame_bytes = r.width * r.height * 4
         self._queue: queue.Queue = queue.Queue(

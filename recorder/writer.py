@@ -19,7 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from recorder.actions import actions_from_labels, derive_actions
+from recorder.actions import actions_from_labels, derive_actions, done_row
 from recorder.dataset import (
     ACTION_SCHEMA,
     ACTIONS,
@@ -93,6 +93,8 @@ class DatasetWriter:
             actions = derive_actions(events, frames, self.info)
         else:
             actions = actions_from_labels(labels, frames)
+        if self.info.get("ends_task") and frames:  # a whole demonstration: its end is "done"
+            actions.append(done_row(len(actions), frames[-1]))
         self.info["actions_from"] = "events" if labels is None else "labels"
         write_table(self.root / FRAMES, frames, FRAME_SCHEMA)
         write_table(self.root / EVENTS, events, EVENT_SCHEMA)

@@ -71,11 +71,15 @@ class App:
         return event
 
     def no_event(self, timeout: float = 0.3) -> bool:
+        """True when nothing is reported for `timeout`; an event that does arrive stays first."""
         try:
-            self._lines.put(self._lines.get(timeout=timeout))
-            return False
+            event = self._lines.get(timeout=timeout)
         except queue.Empty:
             return True
+        with self._lines.not_empty:  # the queue's own lock: put it back in front
+            self._lines.queue.appendleft(event)
+            self._lines.not_empty.notify()
+        return False
 
     def close(self) -> None:
         if self.proc.poll() is None:

@@ -14,12 +14,12 @@ from conftest import run_cli
 from emulator.envs.collect import collect
 from emulator.errors import EmulatorError
 from emulator.loop import Observation
-from emulator.schema import Action
-from models.data import TARGETS, load_samples
+from emulator.schema import Action, Kind
+from models.data import TARGETS, history_of, load_samples
 from models.export import export, parity
 from models.net import PixelPolicyNet
 from models.policy import OnnxPolicy, decode
-from models.spec import GRID, INPUT_H, INPUT_W
+from models.spec import GRID, HISTORY, INPUT_H, INPUT_W, history_token
 from models.train import TrainConfig, overfit_one_batch, train
 
 
@@ -57,8 +57,41 @@ def test_export_parity_and_metadata(tmp_path):
     frame = np.zeros((INPUT_H, INPUT_W, 4), np.uint8)
     action = policy.act(policy.preprocess(Observation(frame, None, False, 0.0, 0)))
     assert isinstance(action, Action)
-    with pytest.raises(EmulatorError, match="sees 160x210"):
-        policy.preprocess(Observation(np.zeros((100, 100, 4), np.uint8), None, False, 0.0, 0))
+    x, _ = policy.preprocess(Observation(np.full((420, 320, 4), 255, np.uint8), None, False, 0.0, 0))
+    assert x.shape == (1, 3, INPUT_H, INPUT_W) and np.allclose(x, 0.5)  # a window twice the size is resampled
+    with pytest.raises(EmulatorError, match="too small"):
+        policy.preprocess(Observation(np.zeros((10, 100, 4), np.uint8), None, False, 0.0, 0))
+
+
+def _targets(*actions: Action) -> np.ndarray:
+    return np.array([[getattr(a.to_index(GRID), n) for n in TARGETS] for a in actions], np.int64)
+
+
+def test_history_is_what_was_just_typed():
+    click = Action(Kind.CLICK, 0.5, 0.5)
+    big_a, g = Action(Kind.KEY, key="a", mods=("shift",)), Action(Kind.KEY, key="g")
+    tokens = [
+        history_token(*(getattr(a.to_index(GRID), n) for n in ("kind", "key", "mods"))) for a in (big_a, g)
+    ]
+    assert tokens[0] != tokens[1] and min(tokens) >= 2
+    assert tokens[0] != history_token(*(getattr(Action(Kind.KEY, key="a").to_index(GRID), n)
+                                        for n in ("kind", "key", "mods")))  # shift matters  # fmt: skip
+    h = history_of(_targets(click, big_a, g, click))
+    assert h.shape == (4, HISTORY)
+    assert h.tolist() == [[0, 0], [0, 1], [1, tokens[0]], tokens]
+
+
+def test_policy_remembers_its_episode(tmp_path):
+    torch.manual_seed(0)
+    policy = OnnxPolicy(str(export(PixelPolicyNet().eval(), str(tmp_path / "m.onnx"))))
+    frame = np.zeros((INPUT_H, INPUT_W, 4), np.uint8)
+    for step in range(3):
+        _, h = policy.preprocess(Observation(frame, None, False, 0.0, step))
+        assert h.shape == (1, HISTORY) and (h[0, HISTORY - min(step, HISTORY) :] > 0).all()
+        policy.act((_, h))
+    assert len(policy.history) == 3
+    _, h = policy.preprocess(Observation(frame, None, False, 0.0, 0))  # a new episode
+    assert policy.history == [] and (h == 0).all()
 
 
 @pytest.mark.parametrize("key, value, words", [
