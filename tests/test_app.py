@@ -325,14 +325,15 @@ def test_recording_panel_records_lists_and_scrubs(open_window, desk, qtbot):
     qtbot.waitUntil(lambda: panel.demo is None and panel.status.text().startswith("saved"), timeout=10000)
     qtbot.waitUntil(lambda: len(panel.entries) == 1, timeout=10000)
     [entry] = panel.entries.values()
-    assert entry.source == "recording" and entry.task == "click b0" and entry.actions == 1
+    assert entry.source == "recording" and entry.task == "click b0" and entry.actions == 2  # the click, done
     assert entry.duration > 0.3 and entry.thumbnail is not None and panel.list.count() == 1
-    assert "1 actions" in panel.list.item(0).text()
+    assert "2 actions" in panel.list.item(0).text()
 
     viewer = panel.open(entry.path)
     qtbot.waitUntil(lambda: viewer.shown == 0, timeout=5000)
     with Recording(entry.path) as rec:
-        [action] = rec.actions
+        action, done = rec.actions  # a whole demonstration: its last frame is labelled done
+        assert done["kind"] == "done" and done["frame"] == len(rec.frames) - 1
     viewer.seek(action["frame"] + 1)  # the frame on screen as the click happened
     qtbot.waitUntil(lambda: viewer.shown == action["frame"] + 1, timeout=5000)
     assert [a for a, _ in viewer.view.marks] == [Action.click(*centers["b0"])]

@@ -8,6 +8,7 @@ import subprocess
 
 import numpy as np
 import pytest
+from conftest import run_cli
 
 from bench.workflow_apps import APPS, Instance, PracticeApp, judge
 from bench.workflows import record_demo, run_ours, run_replay
@@ -117,3 +118,18 @@ def test_record_finetune_run(display, tmp_path, app):
         run_ours(display.name, Instance.random(app, test_rng), str(model), tmp_path)[0] for _ in range(6)
     )
     assert wins >= 5, f"{wins}/6 new instances done"
+    with PracticeApp.start(display.name, Instance.random(app, test_rng), tmp_path) as inst:  # the CLI path
+        r = run_cli(
+            "run", "--model", str(model), "--display", display.name, "--window", inst.title, timeout=120
+        )
+        assert r.returncode == 0 and "1/1 runs ended with done" in r.stderr, r.stderr
+        assert inst.wait_result(2.0) is not None and inst.success
+
+
+def test_run_refuses_a_missing_window_in_one_line(display):
+    r = run_cli(
+        "run", "--model", "models/default.onnx", "--display", display.name, "--window", "No such window"
+    )
+    assert (
+        r.returncode == 2 and "no window titled 'No such window'" in r.stderr and "Traceback" not in r.stderr
+    )
