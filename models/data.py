@@ -2,7 +2,7 @@
 it (decoded with PyAV at the aligned frame) and the action as head targets.
 
     ds = load_samples(["data/suite"])         # finds every recording below, caches decoded frames
-    ds.frames   (N, 210, 160, 3) uint8        ds.targets  (N, 7) int64 columns TARGETS
+    ds.frames   (N, 210, 160, 3) uint8        ds.targets  (N, 9) int64 columns TARGETS
     ds.tasks    (N,) int task ids             ds.task_names
     ds.history  (N, HISTORY) int64: tokens of the actions before each one in its recording
 
@@ -28,8 +28,13 @@ from models.spec import GRID, HISTORY, INPUT_H, INPUT_W, action_token, fit_input
 from recorder.dataset import INFO, read_json
 from recorder.reader import Recording
 
-TARGETS = ("kind", "cell", "button", "double", "key", "mods", "scroll")
-CACHE_VERSION = 1
+# The heads' targets, then "look" and "look2": the pointer-grid cells of the instruction glyphs the
+# expert read for this action (-1: none recorded; emulator/envs/experts.py), which supervise the
+# model's two read steps.
+HEAD_TARGETS = ("kind", "cell", "button", "double", "key", "mods", "scroll")
+LOOKS = ("look", "look2")
+TARGETS = HEAD_TARGETS + LOOKS
+CACHE_VERSION = 2
 
 
 @dataclass
@@ -93,20 +98,42 @@ def _task_of(rec: Recording) -> str:
     return episode.get("task") or rec.info.get("task") or "unknown"
 
 
+def action_targets(action: Action, looks: tuple[int, ...] = (-1, -1)) -> list[int]:
+    """One schema action (and its look cells) -> a row of TARGETS."""
+    idx = action.to_index(GRID)
+    return [getattr(idx, name) for name in HEAD_TARGETS] + list(looks)
+
+
+def look_cells(actions: list[dict], looks: list | None) -> list[tuple[int, int]]:
+    """Each action's look targets: the cells of the latest looks decided at or before it (an
+    action's events follow its decision); -1 where that decision read nothing, or where no looks
+    were recorded (a person's demonstration, the app's corrections). A look row is
+    [t, x, y, x2, y2], or [t, x, y] from before the second read."""
+    if not looks:
+        return [(-1, -1)] * len(actions)
+    looks = sorted(looks, key=lambda row: row[0])
+    times = np.array([row[0] for row in looks])
+    cells = []
+    for a in actions:
+        i = int(np.searchsorted(times, a["t"] + 1e-6, side="right")) - 1
+        row = (list(looks[i][1:]) if i >= 0 else []) + [None] * 4
+        cells.append(tuple(-1 if row[j] is None else GRID.cell(row[j], row[j + 1]) for j in (0, 2)))
+    return cells
+
+
 def _from_recording(path: Path):
     with Recording(path) as rec:
         if rec.width < 16 or rec.height < 16:
             raise EmulatorError(f"{path}: frames are {rec.width}x{rec.height}, too small to learn from")
+        actions = [a for a in rec.actions if a["frame"] >= 0]
         wanted = {}
-        for a in rec.actions:
-            if a["frame"] >= 0:
-                wanted.setdefault(a["frame"], []).append(Action.from_json(a["action"]))
+        for a, look in zip(actions, look_cells(actions, rec.info.get("looks")), strict=True):
+            wanted.setdefault(a["frame"], []).append((Action.from_json(a["action"]), look))
         frames, targets = [], []
         for i, _, rgb in rec.iter_frames():
-            for action in wanted.get(i, []):
-                idx = action.to_index(GRID)
+            for action, look in wanted.get(i, []):
                 frames.append(fit_input(rgb))
-                targets.append([getattr(idx, name) for name in TARGETS])
+                targets.append(action_targets(action, look))
         return frames, targets, _task_of(rec)
 
 

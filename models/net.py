@@ -14,7 +14,10 @@ Layout:
   context   2 transformer layers over the 140 stage-3 tokens and a [CLS] token: reading the
             instruction and relating it to the page is global work
   read      2 attention lookups from [CLS] into the 2120 stage-1 features (stride 4): a 10 px word
-            or the next character to type is only resolved at that stride, not at 16
+            or the next character to type is only resolved at that stride, not at 16. Each read's
+            first head is an output too ("look", "look2"; not exported): it is taught to attend
+            where the expert read (the glyph to type next, the label to click, grid-coordinate's y)
+  glance    after each read, the pixels of the 3x3 cells where it attended, into [CLS]
   heads     [CLS] -> kind, button, double, key, mods, scroll
             pointer: stage-1, -2 and -3 features at stride 4, modulated by [CLS] -> one logit per cell
 """
@@ -58,14 +61,43 @@ class Read(nn.Module):
         self.mlp = nn.Sequential(nn.LayerNorm(c_query), nn.Linear(c_query, 2 * c_query), nn.GELU(),
                                  nn.Linear(2 * c_query, c_query))  # fmt: skip
 
-    def forward(self, cls: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """cls (N, C); k, v (N, heads, d, L) (channels first: no transposes) -> cls updated."""
+    def forward(
+        self, cls: torch.Tensor, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """cls (N, C); k, v (N, heads, d, L) (channels first: no transposes) -> cls updated, and
+        the first head's attention logits (N, L): where it read (supervised in training)."""
         n = cls.shape[0]
         q = self.q(self.norm(cls)).view(n, self.heads, 1, self.d)
-        att = torch.softmax(q @ k / math.sqrt(self.d), dim=-1)  # N, heads, 1, L
+        scores = q @ k / math.sqrt(self.d)  # N, heads, 1, L
+        att = torch.softmax(scores, dim=-1)
         read = v @ att.view(n, self.heads, -1, 1)  # N, heads, d, 1
         cls = cls + self.proj(read.view(n, self.heads * self.d))
-        return cls + self.mlp(cls)
+        return cls + self.mlp(cls), scores[:, 0, 0]
+
+
+class Glance(nn.Module):
+    """A close look where a read attended: the pixels of the 3x3 pointer cells (12x12 px) around
+    each attended cell, weighted by the attention, through an MLP into [CLS]. A glyph's identity
+    is in those few pixels; the read's 16-dim values alone decoded the letter to type poorly.
+    The last layer starts at zero, so adding a Glance to a trained net changes nothing at first."""
+
+    def __init__(self, c_in: int, c_out: int, rows: int, cols: int, hidden: int = 192):
+        super().__init__()
+        self.rows, self.cols = rows, cols
+        self.mlp = nn.Sequential(nn.LayerNorm(9 * c_in), nn.Linear(9 * c_in, hidden), nn.GELU(),
+                                 nn.Linear(hidden, c_out))  # fmt: skip
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
+
+    def forward(self, feats: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        """feats (N, C, rows * cols), scores (N, rows * cols) attention logits -> (N, c_out)."""
+        n, r, c = scores.shape[0], self.rows, self.cols
+        att = F.pad(torch.softmax(scores, dim=-1).view(n, 1, r, c), (1, 1, 1, 1))
+        # The attention moved by each offset: feats @ moved = the features at attended cell + offset.
+        moved = torch.cat([att[:, :, 1 - dr : 1 - dr + r, 1 - dc : 1 - dc + c]
+                           for dr in (-1, 0, 1) for dc in (-1, 0, 1)], 1)  # fmt: skip
+        seen = feats @ moved.view(n, 9, r * c).transpose(1, 2)  # N, C, 9
+        return self.mlp(seen.reshape(n, -1))
 
 
 class PixelPolicyNet(nn.Module):
@@ -91,6 +123,7 @@ class PixelPolicyNet(nn.Module):
         self.read_col = nn.Parameter(torch.zeros(1, c1, 1, self.cols))
         self.read_kv = nn.Conv2d(c1, 2 * 4 * 16, 1)
         self.reads = nn.ModuleList([Read(c3, 4, 16), Read(c3, 4, 16)])
+        self.glances = nn.ModuleList([Glance(3 * 16, c3, self.rows, self.cols) for _ in self.reads])
         self.read_norm = nn.LayerNorm(c3)
         # ("head_" prefix: a module named "double" would shadow nn.Module.double)
         self.global_heads = nn.ModuleDict(
@@ -126,10 +159,15 @@ class PixelPolicyNet(nn.Module):
         kv = self.read_kv(f1 + self.read_row + self.read_col).view(n, 2, 4, 16, -1)  # N, k|v, heads, d, 2120
         k, v = kv[:, 0], kv[:, 1]
         cls = tokens[:, 0]
-        for read in self.reads:
-            cls = read(cls, k, v)
+        pixels = F.pixel_unshuffle(x, 4).flatten(2)  # N, 48, 2120: each 4x4 cell's pixels
+        looks = []
+        for read, glance in zip(self.reads, self.glances, strict=True):
+            cls, look = read(cls, k, v)
+            cls = cls + glance(pixels, look)
+            looks.append(look)
         cls = self.read_norm(cls)
         out = {name.removeprefix("head_"): head(cls) for name, head in self.global_heads.items()}
+        out["look"], out["look2"] = looks  # each read's first head: taught where the expert read
         ctx3 = tokens[:, 1:].transpose(1, 2).reshape(n, -1, self.h3, self.w3)
         up2 = F.interpolate(self.point2(f2), scale_factor=2, mode="nearest")[:, :, : self.rows, : self.cols]
         up3 = F.interpolate(self.point3(ctx3), scale_factor=4, mode="nearest")[:, :, : self.rows, : self.cols]

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from emulator.errors import EmulatorError
 from emulator.schema import KINDS, Kind
-from models.data import TARGETS, Samples, load_samples
+from models.data import LOOKS, TARGETS, Samples, load_samples
 from models.export import export, parity
 from models.net import PixelPolicyNet, count_params
 from models.spec import GRID, INPUT_H, INPUT_W, preprocess
@@ -33,7 +33,8 @@ from models.spec import GRID, INPUT_H, INPUT_W, preprocess
 COL = {name: i for i, name in enumerate(TARGETS)}
 BUTTON_KINDS = [KINDS.index(k) for k in (Kind.CLICK, Kind.MOUSE_DOWN, Kind.MOUSE_UP)]
 SMALL_DATA_BATCH = 16
-WEIGHTS = {"kind": 1.0, "cell": 1.0, "key": 1.0, "button": 0.3, "double": 0.3, "mods": 0.5, "scroll": 0.3}
+WEIGHTS = {"kind": 1.0, "cell": 1.0, "key": 1.0, "button": 0.3, "double": 0.3, "mods": 0.5, "scroll": 0.3,
+           "look": 0.5, "look2": 0.5}  # fmt: skip
 
 
 @dataclass
@@ -61,6 +62,8 @@ def losses(out: dict[str, torch.Tensor], t: torch.Tensor) -> dict[str, torch.Ten
         "key": t[:, COL["key"]] >= 0,
         "mods": torch.ones_like(kind, dtype=torch.bool),
         "scroll": kind == KINDS.index(Kind.SCROLL),
+        "look": t[:, COL["look"]] >= 0,  # where the expert read, when it was recorded
+        "look2": t[:, COL["look2"]] >= 0,
     }
     result = {}
     for name, mask in masks.items():
@@ -132,6 +135,12 @@ def shifted(frames: np.ndarray, targets: np.ndarray, rng: np.random.Generator, p
             if not (0 <= row + ky < GRID.rows and 0 <= col + kx < GRID.cols):
                 continue
             targets[i, COL["cell"]] = (row + ky) * GRID.cols + col + kx
+        for name in LOOKS:  # a look moves with the content, or is dropped where it leaves the frame
+            look = targets[i, COL[name]]
+            if look >= 0:
+                row, col = divmod(int(look), GRID.cols)
+                inside = 0 <= row + ky < GRID.rows and 0 <= col + kx < GRID.cols
+                targets[i, COL[name]] = (row + ky) * GRID.cols + col + kx if inside else -1
         frames[i] = _shift(frames[i], round(ky * cell_h), kx * (INPUT_W // GRID.cols))
     return frames, targets
 
@@ -152,7 +161,7 @@ def _shift(img: np.ndarray, dy: int, dx: int) -> np.ndarray:
 @torch.no_grad()
 def evaluate(net, s: Samples, batch: int = 256) -> dict[str, float]:
     net.eval()
-    hits = {"kind": [], "cell": [], "cell_near": [], "key": [], "action": []}
+    hits = {"kind": [], "cell": [], "cell_near": [], "key": [], "action": [], "look": []}
     loss_sum, n = 0.0, 0
     for i in range(0, len(s), batch):
         idx = np.arange(i, min(i + batch, len(s)))
@@ -172,6 +181,8 @@ def evaluate(net, s: Samples, batch: int = 256) -> dict[str, float]:
         hits["cell"] += (cell_p == cell_t)[has_cell].tolist()
         hits["cell_near"] += near[has_cell].tolist()
         hits["key"] += key_ok[has_key].tolist()
+        look_t = t[:, COL["look"]]
+        hits["look"] += (out["look"].argmax(1) == look_t)[look_t >= 0].tolist()
         hits["action"] += (
             kind_ok & torch.where(has_cell, near, True) & torch.where(has_key, key_ok, True)
         ).tolist()
@@ -214,6 +225,22 @@ def load_init(path: str) -> dict:
     return torch.load(ckpt, map_location="cpu", weights_only=False)["model"]
 
 
+# Parts a checkpoint may lack: they start at zero (models/net.py), so an older model fine-tunes on
+# from exactly what it did.
+ADDED_LATER = ("glances.",)
+
+
+def init_from(net: PixelPolicyNet, state: dict, path: str) -> None:
+    try:
+        missing, unexpected = net.load_state_dict(state, strict=False)
+    except RuntimeError:  # same names, other shapes
+        missing, unexpected = ["shapes"], []
+    missing = [k for k in missing if not k.startswith(ADDED_LATER)]
+    if missing or unexpected:
+        raise EmulatorError(f"--init {path}: its weights do not fit this network ({len(missing) + len(unexpected)} "
+                            "tensors differ); train from scratch or use a matching model")  # fmt: skip
+
+
 def train(roots: list[str], out: str, init: str | None = None, config: TrainConfig | None = None,
           progress: bool = True) -> dict:  # fmt: skip
     cfg = config or TrainConfig()
@@ -227,7 +254,7 @@ def train(roots: list[str], out: str, init: str | None = None, config: TrainConf
     train_s, val_s = split(data, cfg.val_fraction, cfg.seed)
     net = PixelPolicyNet()
     if init:
-        net.load_state_dict(load_init(init))
+        init_from(net, load_init(init), init)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     # A handful of demonstrations (a workflow fine-tune): small batches, so minutes mean many steps.
     batch = cfg.batch if len(train_s) >= 10 * cfg.batch else min(cfg.batch, SMALL_DATA_BATCH)
@@ -338,8 +365,8 @@ def plot_curve(history: list[dict], path: Path) -> None:
     a.plot(steps, [h["train_loss"] for h in history], label="train loss")
     if "val_loss" in history[0]:
         a.plot(steps, [h["val_loss"] for h in history], label="val loss")
-        for k in ("kind", "cell_near", "key", "action"):
-            b.plot(steps, [h[f"val_{k}"] for h in history], label=k)
+        for k in ("kind", "cell_near", "key", "action", "look"):
+            b.plot(steps, [h.get(f"val_{k}", float("nan")) for h in history], label=k)
         b.legend()
     a.set_xlabel("step")
     a.set_yscale("log")

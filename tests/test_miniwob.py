@@ -105,6 +105,30 @@ def test_collected_episodes_hold_exactly_what_the_expert_did(tmp_path):
     assert json.loads(again.stdout)["episodes"] == 0  # resumed: nothing left to do
 
 
+def test_expert_reads_the_glyph_it_types_and_the_label_it_clicks(world, tmp_path):
+    """The looks recorded with a demonstration point at the instruction's characters: one per
+    key typed, in reading order along the quoted word, each on dark glyph pixels of the yellow
+    box; a click on a labelled target reads the label's first letter."""
+    run_episode(world, "enter-text", 7, record_to=str(tmp_path / "enter"))
+    with Recording(tmp_path / "enter") as rec:
+        looks, actions = rec.info["looks"], rec.actions
+        frame = rec.frame(actions[0]["frame"]).astype(int)
+    target = rec.info["episode"]["utterance"].split('"')[1]
+    keyed = [look[:3] for look in looks if look[1] is not None]
+    assert len(keyed) == len(target) + 1  # the click into the field reads the first letter too
+    xs = [x * TASK_W for _, x, _ in keyed[1:]]
+    assert all(b > a for a, b in zip(xs, xs[1:], strict=False))  # left to right along the word
+    for _, x, y in keyed:
+        px, py = int(x * TASK_W), int(y * TASK_H)
+        assert py < 50  # inside the instruction
+        patch = frame[max(py - 3, 0) : py + 4, max(px - 2, 0) : px + 3].sum(-1)
+        assert patch.min() < 300, (x, y)  # glyph ink, not the yellow background (~510)
+    run_episode(world, "click-link", 7, record_to=str(tmp_path / "link"))
+    with Recording(tmp_path / "link") as rec:
+        ((t, x, y, x2, y2),) = rec.info["looks"]
+        assert 0 < y * TASK_H < 50 and t <= rec.actions[0]["t"] and x2 is None
+
+
 def test_eval_random_runs_and_reports(tmp_path):
     result = run_cli("eval", "--policy", "random", "--tasks", "click-test,focus-text", "--episodes", "3",
                      "--json", "--report", str(tmp_path / "report"), timeout=300)  # fmt: skip

@@ -14,13 +14,13 @@ from conftest import run_cli
 from emulator.envs.collect import collect
 from emulator.errors import EmulatorError
 from emulator.loop import Observation
-from emulator.schema import Action, Kind
-from models.data import TARGETS, history_of, load_samples
+from emulator.schema import KINDS, Action, Kind
+from models.data import TARGETS, action_targets, history_of, load_samples, look_cells
 from models.export import export, parity
 from models.net import PixelPolicyNet
 from models.policy import OnnxPolicy, decode
 from models.spec import GRID, HISTORY, INPUT_H, INPUT_W, history_token
-from models.train import TrainConfig, overfit_one_batch, train
+from models.train import TrainConfig, batch_tensors, init_from, losses, overfit_one_batch, total_loss, train
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +47,60 @@ def test_overfit_one_batch(demos):
     assert first > 3 and last < 0.05
 
 
+def test_each_action_gets_the_look_decided_before_it():
+    actions = [{"t": 0.10}, {"t": 0.20}, {"t": 0.30}, {"t": 0.05}]
+    looks = [[0.09, 0.5, 0.1, None, None], [0.19, None, None, None, None], [0.25, 0.25, 0.05, 0.5, 0.0]]
+    assert look_cells(actions, looks) == [
+        (GRID.cell(0.5, 0.1), -1), (-1, -1), (GRID.cell(0.25, 0.05), GRID.cell(0.5, 0.0)), (-1, -1)
+    ]  # fmt: skip
+    assert look_cells(actions, None) == [(-1, -1)] * 4  # recordings without looks (people, the app)
+
+
+def test_typing_demos_teach_where_to_read(tmp_path):
+    """login-user demonstrations carry a look for every key and field click, in the instruction's
+    rows; a fresh net fitted to one batch of them learns to attend exactly there (the look loss
+    falls from chance, ln 2120 ~ 7.7, to ~0) and to type the right keys."""
+    out = tmp_path / "login"
+    assert collect("login-user", 3, str(out), workers=1, seed=0, progress=False)["success"] == 1.0
+    s = load_samples([str(out)], progress=False)
+    kinds, looks = s.targets[:, TARGETS.index("kind")], s.targets[:, TARGETS.index("look")]
+    typed = kinds == KINDS.index(Kind.KEY)
+    assert typed.sum() >= 6 and (looks[typed] >= 0).all()
+    assert (looks[looks >= 0] // GRID.cols < 50 * GRID.rows // INPUT_H + 1).all()  # rows of the instruction
+    torch.manual_seed(0)
+    net = PixelPolicyNet()
+    opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=0.0)
+    x, h, t = batch_tensors(s, np.random.default_rng(0).choice(len(s), 16, replace=False))
+    first = {k: float(v) for k, v in losses(net(x, h), t).items()}
+    for _ in range(150):
+        parts = losses(net(x, h), t)
+        opt.zero_grad()
+        total_loss(parts).backward()
+        opt.step()
+    assert first["look"] > 5 and float(parts["look"]) < 0.02 and float(parts["key"]) < 0.05
+
+
+def test_an_older_checkpoint_fine_tunes_on_from_what_it_did():
+    """A checkpoint from before the glances loads: the new parts start at zero, so every head
+    says exactly what it said; a checkpoint of another shape is refused in one line."""
+    torch.manual_seed(0)
+    old = PixelPolicyNet().eval()
+    for p in old.parameters():  # a "trained" net: nothing at its initial value
+        p.data += 0.01 * torch.randn_like(p)
+    state = {k: v for k, v in old.state_dict().items() if not k.startswith("glances.")}
+    new = PixelPolicyNet().eval()
+    init_from(new, state, "old.pt")
+    with torch.no_grad():
+        x, h = torch.rand(2, 3, INPUT_H, INPUT_W) - 0.5, torch.zeros(2, HISTORY, dtype=torch.int64)
+        for p in old.glances.parameters():
+            p.data.zero_()
+        a, b = old(x, h), new(x, h)
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    state["stem.0.weight"] = torch.zeros(8, 3, 4, 4)
+    with pytest.raises(EmulatorError, match="do not fit this network"):
+        init_from(PixelPolicyNet(), state, "other.pt")
+
+
 def test_export_parity_and_metadata(tmp_path):
     torch.manual_seed(0)
     net = PixelPolicyNet().eval()
@@ -64,7 +118,7 @@ def test_export_parity_and_metadata(tmp_path):
 
 
 def _targets(*actions: Action) -> np.ndarray:
-    return np.array([[getattr(a.to_index(GRID), n) for n in TARGETS] for a in actions], np.int64)
+    return np.array([action_targets(a) for a in actions], np.int64)
 
 
 def test_history_is_what_was_just_typed():

@@ -15,7 +15,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 
-from emulator.envs.experts import expert_action
+from emulator.envs.experts import expert_action, expert_look
 from emulator.envs.miniwob import MiniWoBWorld
 from emulator.loop import AgentLoop, FunctionPolicy, Observation, Policy
 from emulator.schema import Action
@@ -77,7 +77,7 @@ def run_episode(
     utterance = world.reset(task, seed)
     world.episode_fields = world.fields()
     agent = make_policy(policy, world, seed) if isinstance(policy, str) else policy
-    recorder, labels = None, []
+    recorder, labels, looks = None, [], []
     if record_to is not None:
         from recorder.record import Recorder, RecordOptions
 
@@ -87,7 +87,10 @@ def run_episode(
                                 crf=0, pix_fmt="yuv444p")  # fmt: skip
         recorder = Recorder(record_to, world.display.name, world.viewport, options).start()
         recorder.wait_for_frame(time.monotonic())
-        agent = _paced(agent, recorder, world if expert_labels else None, labels)
+        expert_decides = expert_labels or policy == "expert"
+        agent = _paced(
+            agent, recorder, world, labels if expert_labels else None, looks if expert_decides else None
+        )
 
     def check_done(timing, obs) -> None:
         if world.status().done:
@@ -108,14 +111,18 @@ def run_episode(
     )  # fmt: skip
     if recorder is not None:
         episode = {**result.to_json(), "policy": policy if isinstance(policy, str) else "custom"}
-        recorder.finish(extra={"episode": episode}, labels=labels if expert_labels else None)
+        # Where the expert read for each decision: [seconds since the recording began, x, y, x2, y2]
+        # (viewport-normalized; null where it read nothing). models/data.py pairs them with actions.
+        reads = [[round(t - recorder.t0, 6), *look] for t, look in looks]
+        recorder.finish(extra={"episode": episode, "looks": reads}, labels=labels if expert_labels else None)
     return result
 
 
-def _paced(policy: Policy, recorder, labeller: MiniWoBWorld | None, labels: list) -> Policy:
+def _paced(policy: Policy, recorder, world: MiniWoBWorld, labels: list | None, looks: list | None) -> Policy:
     """Acts only once the recorder holds a frame grabbed after the screen settled, so every
-    recorded action is aligned to a frame that shows the result of the one before. With a
-    `labeller` world, the expert's choice for each state goes into `labels` (DAgger)."""
+    recorded action is aligned to a frame that shows the result of the one before. With
+    `labels`, the expert's choice for each state goes there (DAgger); with `looks`, where the
+    expert read for each of its decisions (its own actions, or its labels)."""
 
     class Paced:
         def preprocess(self, obs):
@@ -123,10 +130,15 @@ def _paced(policy: Policy, recorder, labeller: MiniWoBWorld | None, labels: list
             return policy.preprocess(obs)
 
         def act(self, inputs):
-            if labeller is not None:
-                label = expert_action(labeller, labeller.episode_fields)
-                if label.kind != "wait":
-                    labels.append((time.monotonic(), label))
-            return policy.act(inputs)
+            now = time.monotonic()
+            if labels is not None:
+                label = expert_action(world, world.episode_fields)
+                if label.kind == "wait":
+                    return policy.act(inputs)
+                labels.append((now, label))
+            action = policy.act(inputs)  # the expert policy decides (and reads) here; a model does not
+            if looks is not None:
+                looks.append((now, expert_look(world)))
+            return action
 
     return Paced()

@@ -8,10 +8,16 @@ the dragged box's position, whether a button is held) and returns the next step.
 label any state an agent reaches (DAgger), recover from their own slips, and type like a person:
 click a field, then one key per character (Shift for capitals), fixing mistakes with Backspace.
 Drags are mouse_down, moves of at most DRAG_STEP px, mouse_up. While the page animates they wait.
+
+Each decision may also name where in the instruction it *reads* (`expert_look`): the glyph of the
+character about to be typed, or the first letter of the label about to be clicked. Training
+supervises one of the model's read steps with it, so the model is shown where to read rather than
+left to discover it. Privileged, like the DOM: the model itself still sees only pixels.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from emulator.envs.miniwob import TASK_H, TASK_W, MiniWoBWorld
@@ -35,6 +41,47 @@ return Array.from(document.querySelectorAll(arguments[0])).map(e => {
           tag: e.tagName.toLowerCase(), visible: s.display !== 'none' && s.visibility !== 'hidden' && r.width > 0};
 });
 """
+
+
+# Every character of the instruction (#query) with its glyph's centre, in task-area pixels.
+_GLYPHS = """
+const wrap = document.getElementById('wrap').getBoundingClientRect();
+const q = document.getElementById('query'); const out = [];
+if (!q) return out;
+const walk = document.createTreeWalker(q, NodeFilter.SHOW_TEXT); const range = document.createRange();
+while (walk.nextNode()) { const n = walk.currentNode;
+  for (let i = 0; i < n.length; i++) { range.setStart(n, i); range.setEnd(n, i + 1);
+    const r = range.getBoundingClientRect();
+    out.push([n.data[i], r.left - wrap.left + r.width / 2, r.top - wrap.top + r.height / 2]); } }
+return out;
+"""
+
+
+def read_at(world: MiniWoBWorld, text: str, index: int = 0, slot: int = 0) -> None:
+    """Note that this decision reads character `index` of `text` where the instruction shows it
+    (a quoted occurrence first, else one at a word start); nothing if it is not there. Slot 1 is
+    a second place read for the same decision (grid-coordinate's y after its x)."""
+    memo = world.episode_memo
+    if "glyphs" not in memo:
+        memo["glyphs"] = world.js(_GLYPHS) or []
+    glyphs = memo["glyphs"]
+    shown = "".join(g[0] for g in glyphs)
+    at = shown.find('"' + text) + 1 if text and '"' + text in shown else -1
+    if at < 0:
+        at = next((m.start() for m in re.finditer(re.escape(text), shown)
+                   if m.start() == 0 or not shown[m.start() - 1].isalnum()), -1) if text else -1  # fmt: skip
+    if at >= 0 and 0 <= index < len(text):
+        _, x, y = glyphs[at + index]
+        memo["looks"][slot] = (min(max(x, 0.0), TASK_W - 1.0), min(max(y, 0.0), TASK_H - 1.0))
+
+
+def expert_look(world: MiniWoBWorld) -> list[float | None]:
+    """Where the last expert decision read: [x, y, x2, y2] viewport-normalized, None where it
+    read nothing."""
+    looks = world.episode_memo.get("looks") or [None, None]
+    return [
+        v for look in looks for v in ((None, None) if look is None else (look[0] / TASK_W, look[1] / TASK_H))
+    ]
 
 
 def query(world: MiniWoBWorld, selector: str) -> list[dict]:
@@ -95,8 +142,10 @@ def type_into(world: MiniWoBWorld, field: dict, wanted: str) -> Action | None:
     if value == wanted:
         return None
     if not field["focused"]:
+        read_at(world, wanted)
         return click_on(field)
     if wanted.startswith(value):
+        read_at(world, wanted, len(value))
         return Action.press(*char_to_key(wanted[len(value)]))
     return Action.press("backspace")
 
@@ -144,6 +193,7 @@ def click_shape(world, f):
     colors = ("red", "green", "blue", "aqua", "black", "magenta", "yellow")
     color = words.pop(0) if len(words) > 1 and words[0] in colors else None
     what = " ".join(words)
+    read_at(world, what)
     kinds = {"text": None, "rect": "rectangle", "circle": "circle", "polygon": "triangle"}
     for e in query(world, "#area_svg > *"):
         shape = kinds.get(e["tag"])
@@ -164,6 +214,8 @@ def click_checkboxes(world, f):
     wanted = {v for k, v in f.items() if k.startswith("target")}
     for text, checked, box_id in _labelled_boxes(world):
         if (text in wanted) != checked:
+            if not checked:
+                read_at(world, text)
             return _click_first(world, f"#{box_id}")
     return _click_first(world, "#subbtn")
 
@@ -227,6 +279,9 @@ def _pointer_in_area(world) -> tuple[int, int]:
 
 
 def grid_coordinate(world, f):
+    shown = f"({f['x']},{f['y']})"  # the instruction's "(x,y)": read x, then y
+    read_at(world, shown, 1)
+    read_at(world, shown, 2 + len(f["x"]), slot=1)
     return _click_first(world, "circle", lambda e: e["id"] == f"({f['x']},{f['y']})")
 
 
@@ -258,9 +313,23 @@ EXPERTS: dict[str, Callable[[MiniWoBWorld, dict], Action]] = {
 }
 
 
+# Tasks whose every click is about one field of the instruction: the expert reads it.
+READ_FIELD = {
+    "click-test-2": "target", "click-button": "target", "click-link": "target", "click-dialog-2": "target",
+    "click-tab": "target", "click-color": "target", "click-widget": "target", "click-option": "target",
+    "focus-text-2": "target",
+}  # fmt: skip
+
+
 def expert_action(world: MiniWoBWorld, fields: dict | None = None) -> Action:
-    """The expert's next action for the task `world` shows, from the page as it is now."""
+    """The expert's next action for the task `world` shows, from the page as it is now (and in
+    `expert_look(world)`, where in the instruction it read for it)."""
     expert = EXPERTS.get(world.task)
     if expert is None:
         raise KeyError(f"no expert for {world.task}; experts cover the training suite only")
-    return expert(world, world.fields() if fields is None else fields)
+    fields = world.fields() if fields is None else fields
+    world.episode_memo["looks"] = [None, None]
+    action = expert(world, fields)
+    if action.kind == Kind.CLICK and world.task in READ_FIELD and fields.get(READ_FIELD[world.task]):
+        read_at(world, fields[READ_FIELD[world.task]])
+    return action
