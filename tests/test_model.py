@@ -71,7 +71,8 @@ def test_typing_demos_teach_where_to_read(tmp_path):
     net = PixelPolicyNet()
     opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=0.0)
     x, h, t = batch_tensors(s, np.random.default_rng(0).choice(len(s), 16, replace=False))
-    first = {k: float(v) for k, v in losses(net(x, h), t).items()}
+    with torch.no_grad():
+        first = {k: float(v) for k, v in losses(net(x, h), t).items()}
     for _ in range(150):
         parts = losses(net(x, h), t)
         opt.zero_grad()
