@@ -282,7 +282,7 @@ def grid_coordinate(world, f):
     shown = f"({f['x']},{f['y']})"  # the instruction's "(x,y)": read x, then y
     read_at(world, shown, 1)
     read_at(world, shown, 2 + len(f["x"]), slot=1)
-    return _click_first(world, "circle", lambda e: e["id"] == f"({f['x']},{f['y']})")
+    return _click_first(world, "circle", lambda e: e["id"] == shown)
 
 
 EXPERTS: dict[str, Callable[[MiniWoBWorld, dict], Action]] = {
