@@ -130,19 +130,21 @@ def shifted(frames: np.ndarray, targets: np.ndarray, rng: np.random.Generator, p
             continue
         ky, kx = (int(rng.integers(-k, k + 1)) for k in SHIFT_CELLS)
         cell = targets[i, COL["cell"]]
-        if cell >= 0:
-            row, col = divmod(int(cell), GRID.cols)
-            if not (0 <= row + ky < GRID.rows and 0 <= col + kx < GRID.cols):
-                continue
-            targets[i, COL["cell"]] = (row + ky) * GRID.cols + col + kx
-        for name in LOOKS:  # a look moves with the content, or is dropped where it leaves the frame
-            look = targets[i, COL[name]]
-            if look >= 0:
-                row, col = divmod(int(look), GRID.cols)
-                inside = 0 <= row + ky < GRID.rows and 0 <= col + kx < GRID.cols
-                targets[i, COL[name]] = (row + ky) * GRID.cols + col + kx if inside else -1
+        if cell >= 0 and _moved(cell, ky, kx) < 0:
+            continue  # the target would leave the frame: keep this sample as it is
+        for name in ("cell", *LOOKS):  # a look that leaves the frame is dropped
+            targets[i, COL[name]] = _moved(targets[i, COL[name]], ky, kx)
         frames[i] = _shift(frames[i], round(ky * cell_h), kx * (INPUT_W // GRID.cols))
     return frames, targets
+
+
+def _moved(cell: int, ky: int, kx: int) -> int:
+    """A pointer cell moved by (ky, kx) cells; -1 if it was none or leaves the grid."""
+    if cell < 0:
+        return -1
+    row, col = divmod(int(cell), GRID.cols)
+    inside = 0 <= row + ky < GRID.rows and 0 <= col + kx < GRID.cols
+    return (row + ky) * GRID.cols + col + kx if inside else -1
 
 
 def _shift(img: np.ndarray, dy: int, dx: int) -> np.ndarray:

@@ -20,7 +20,16 @@ from models.export import export, parity
 from models.net import PixelPolicyNet
 from models.policy import OnnxPolicy, decode
 from models.spec import GRID, HISTORY, INPUT_H, INPUT_W, history_token
-from models.train import TrainConfig, batch_tensors, init_from, losses, overfit_one_batch, total_loss, train
+from models.train import (
+    TrainConfig,
+    batch_tensors,
+    init_from,
+    losses,
+    overfit_one_batch,
+    shifted,
+    total_loss,
+    train,
+)
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +88,26 @@ def test_typing_demos_teach_where_to_read(tmp_path):
         total_loss(parts).backward()
         opt.step()
     assert first["look"] > 5 and float(parts["look"]) < 0.02 and float(parts["key"]) < 0.05
+
+
+def test_shift_augment_moves_the_target_and_the_looks_with_the_content():
+    """A white 4x4 cell at the target: after the shift it is still under the target, and the
+    look moved by the same cells (or dropped where it left the frame)."""
+    frames = np.zeros((64, INPUT_H, INPUT_W, 3), np.uint8)
+    target, look = GRID.cell(0.5, 0.5), GRID.cell(0.02, 0.02)
+    row, col = divmod(target, GRID.cols)
+    frames[:, round(row * INPUT_H / GRID.rows) + 1, col * 4 + 1] = 255
+    targets = np.array([action_targets(Action.click(*GRID.center(target)), (look, -1))] * 64, np.int64)
+    moved, t = shifted(frames, targets, np.random.default_rng(0), p=1.0)
+    cells, looks = t[:, TARGETS.index("cell")], t[:, TARGETS.index("look")]
+    assert len(set(cells.tolist())) > 10 and (looks == -1).any() and (looks >= 0).any()
+    for img, cell, lk in zip(moved, cells, looks, strict=True):
+        r, c = divmod(int(cell), GRID.cols)
+        assert img[round(r * INPUT_H / GRID.rows) + 1, c * 4 + 1].max() == 255
+        if lk >= 0:
+            assert divmod(int(lk), GRID.cols)[0] - divmod(look, GRID.cols)[0] == r - row
+            assert divmod(int(lk), GRID.cols)[1] - divmod(look, GRID.cols)[1] == c - col
+    assert (t[:, TARGETS.index("look2")] == -1).all()
 
 
 def test_an_older_checkpoint_fine_tunes_on_from_what_it_did():
