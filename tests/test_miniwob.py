@@ -6,12 +6,14 @@ collected episodes read back with the recorder's reader and hold exactly the exp
 import json
 import os
 import subprocess
+import time
 
 import numpy as np
 import pytest
 from conftest import run_cli
 
 from emulator.envs.episodes import run_episode
+from emulator.envs.experts import click_on, query
 from emulator.envs.gym_env import MiniWoBEnv
 from emulator.envs.miniwob import SUITE, TASK_H, TASK_W, MiniWoBWorld
 from emulator.schema import Action, Rect
@@ -108,7 +110,8 @@ def test_collected_episodes_hold_exactly_what_the_expert_did(tmp_path):
 def test_expert_reads_the_glyph_it_types_and_the_label_it_clicks(world, tmp_path):
     """The looks recorded with a demonstration point at the instruction's characters: one per
     key typed, in reading order along the quoted word, each on dark glyph pixels of the yellow
-    box; a click on a labelled target reads the label's first letter."""
+    box, the second read on the character typed just before (checking it); a click on a
+    labelled target reads the label's first letter."""
     run_episode(world, "enter-text", 7, record_to=str(tmp_path / "enter"))
     with Recording(tmp_path / "enter") as rec:
         looks, actions = rec.info["looks"], rec.actions
@@ -118,6 +121,9 @@ def test_expert_reads_the_glyph_it_types_and_the_label_it_clicks(world, tmp_path
     assert len(keyed) == len(target) + 1  # the click into the field reads the first letter too
     xs = [x * TASK_W for _, x, _ in keyed[1:]]
     assert all(b > a for a, b in zip(xs, xs[1:], strict=False))  # left to right along the word
+    typed = [look for look in looks if look[1] is not None][1:]
+    checks = zip(typed, typed[1:], strict=False)
+    assert typed[0][3] is None and all(now[3:] == before[1:3] for before, now in checks)
     for _, x, y in keyed:
         px, py = int(x * TASK_W), int(y * TASK_H)
         assert py < 50  # inside the instruction
@@ -127,6 +133,20 @@ def test_expert_reads_the_glyph_it_types_and_the_label_it_clicks(world, tmp_path
     with Recording(tmp_path / "link") as rec:
         ((t, x, y, x2, y2),) = rec.info["looks"]
         assert 0 < y * TASK_H < 50 and t <= rec.actions[0]["t"] and x2 is None
+
+
+def test_each_episode_starts_with_nothing_focused(world):
+    """A field left focused by one episode must not carry into the next (it would look focused
+    and take no keys): same seed, same starting state, whatever ran before."""
+    world.reset("enter-text", 3)
+    field = query(world, "input")[0]
+    world.driver.execute(click_on(field))
+    world.driver.execute(Action.press("q"))
+    time.sleep(0.2)
+    assert query(world, "input")[0]["value"] == "q"
+    world.reset("enter-text", 4)
+    assert not any(e["focused"] for e in query(world, "input"))
+    assert world.js("return document.activeElement === document.body || !document.activeElement;")
 
 
 def test_eval_random_runs_and_reports(tmp_path):

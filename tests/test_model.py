@@ -21,6 +21,7 @@ from models.net import PixelPolicyNet
 from models.policy import OnnxPolicy, decode
 from models.spec import GRID, HISTORY, INPUT_H, INPUT_W, history_token
 from models.train import (
+    ADDED_LATER,
     TrainConfig,
     batch_tensors,
     init_from,
@@ -117,12 +118,13 @@ def test_an_older_checkpoint_fine_tunes_on_from_what_it_did():
     old = PixelPolicyNet().eval()
     for p in old.parameters():  # a "trained" net: nothing at its initial value
         p.data += 0.01 * torch.randn_like(p)
-    state = {k: v for k, v in old.state_dict().items() if not k.startswith("glances.")}
+    state = {k: v for k, v in old.state_dict().items() if not k.startswith(ADDED_LATER)}
+    assert len(state) < len(old.state_dict())
     new = PixelPolicyNet().eval()
     init_from(new, state, "old.pt")
     with torch.no_grad():
         x, h = torch.rand(2, 3, INPUT_H, INPUT_W) - 0.5, torch.zeros(2, HISTORY, dtype=torch.int64)
-        for p in old.glances.parameters():
+        for p in old.glances.parameters():  # what "not there" does
             p.data.zero_()
         a, b = old(x, h), new(x, h)
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
@@ -220,9 +222,17 @@ def test_collect_train_eval_turns_over(demos, tmp_path):
 
 
 def test_dagger_records_expert_labels_for_the_states_the_model_visits(tmp_path):
+    """The expert labels every state the model reaches, and the model's history input in those
+    samples is what the model itself did (it pressed "a"), not the labels (clicks)."""
+    from emulator.schema import KEYS
     from models.export import export as export_model
 
-    model = export_model(PixelPolicyNet().eval(), str(tmp_path / "untrained.onnx"))  # acts badly on purpose
+    net = PixelPolicyNet().eval()  # acts badly on purpose: always presses "a", never clicks the field
+    with torch.no_grad():
+        net.global_heads["head_kind"].bias[KINDS.index(Kind.KEY)] = 100.0
+        net.global_heads["head_key"].bias[KEYS.index("a")] = 100.0
+        net.global_heads["head_mods"].bias[0] = 100.0  # no modifiers
+    model = export_model(net, str(tmp_path / "presses-a.onnx"))
     out = tmp_path / "dagger"
     result = run_cli("collect", "--policy", str(model), "--tasks", "focus-text", "--episodes", "2", "--out", str(out),
                      "--json", timeout=300)  # fmt: skip
@@ -233,8 +243,14 @@ def test_dagger_records_expert_labels_for_the_states_the_model_visits(tmp_path):
 
     for row in rows:
         with Recording(out / row["path"]) as rec:
-            assert rec.info["actions_from"] == "labels" and rec.actions
+            assert rec.info["actions_from"] == "labels" and len(rec.actions) >= 3
             for a in rec.actions:  # the expert's answer in every state: click the text field
                 assert a["kind"] == "click" and a["frame"] >= 0
+            context = rec.info["label_context"]
+            assert len(context) == len(rec.actions) and context[0] == []
+            assert all(a["kind"] == "key" and a["key"] == "a" and not a.get("mods")
+                       for before in context for a in before)  # fmt: skip
     s = load_samples([str(out)], progress=False)  # failed episodes still teach: the labels are the expert's
-    assert len(s) >= 2
+    typed_a = history_token(KINDS.index(Kind.KEY), KEYS.index("a"), 0)
+    assert len(s) >= 6 and (s.targets[:, 0] == KINDS.index(Kind.CLICK)).all()
+    assert s.history[:, -1].tolist().count(typed_a) == len(s) - 2  # all but each episode's first

@@ -77,7 +77,7 @@ def run_episode(
     utterance = world.reset(task, seed)
     world.episode_fields = world.fields()
     agent = make_policy(policy, world, seed) if isinstance(policy, str) else policy
-    recorder, labels, looks = None, [], []
+    recorder, labels, looks, context = None, [], [], []
     if record_to is not None:
         from recorder.record import Recorder, RecordOptions
 
@@ -88,9 +88,8 @@ def run_episode(
         recorder = Recorder(record_to, world.display.name, world.viewport, options).start()
         recorder.wait_for_frame(time.monotonic())
         expert_decides = expert_labels or policy == "expert"
-        agent = _paced(
-            agent, recorder, world, labels if expert_labels else None, looks if expert_decides else None
-        )
+        agent = _paced(agent, recorder, world, labels if expert_labels else None,
+                       looks if expert_decides else None, context)  # fmt: skip
 
     def check_done(timing, obs) -> None:
         if world.status().done:
@@ -114,15 +113,26 @@ def run_episode(
         # Where the expert read for each decision: [seconds since the recording began, x, y, x2, y2]
         # (viewport-normalized; null where it read nothing). models/data.py pairs them with actions.
         reads = [[round(t - recorder.t0, 6), *look] for t, look in looks]
-        recorder.finish(extra={"episode": episode, "looks": reads}, labels=labels if expert_labels else None)
+        extra = {"episode": episode, "looks": reads}
+        if expert_labels:  # the model's history input is what the policy did, not the labels
+            extra["label_context"] = context
+        recorder.finish(extra=extra, labels=labels if expert_labels else None)
     return result
 
 
-def _paced(policy: Policy, recorder, world: MiniWoBWorld, labels: list | None, looks: list | None) -> Policy:
+CONTEXT = 4  # the policy's actions kept before each DAgger label
+
+
+def _paced(
+    policy: Policy, recorder, world: MiniWoBWorld, labels: list | None, looks: list | None, context: list
+) -> Policy:
     """Acts only once the recorder holds a frame grabbed after the screen settled, so every
     recorded action is aligned to a frame that shows the result of the one before. With
-    `labels`, the expert's choice for each state goes there (DAgger); with `looks`, where the
-    expert read for each of its decisions (its own actions, or its labels)."""
+    `labels`, the expert's choice for each state goes there (DAgger), and into `context` the
+    policy's own last actions before it (schema JSON, waits included, as the model's history
+    input sees them at run time); with `looks`, where the expert read for each of its decisions
+    (its own actions, or its labels)."""
+    done: list[dict] = []
 
     class Paced:
         def preprocess(self, obs):
@@ -134,11 +144,16 @@ def _paced(policy: Policy, recorder, world: MiniWoBWorld, labels: list | None, l
             if labels is not None:
                 label = expert_action(world, world.episode_fields)
                 if label.kind == "wait":
-                    return policy.act(inputs)
+                    return self._done(policy.act(inputs))
                 labels.append((now, label))
+                context.append(done[-CONTEXT:])
             action = policy.act(inputs)  # the expert policy decides (and reads) here; a model does not
             if looks is not None:
                 looks.append((now, expert_look(world)))
+            return self._done(action)
+
+        def _done(self, action: Action) -> Action:
+            done.append(action.to_json())
             return action
 
     return Paced()

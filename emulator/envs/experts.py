@@ -10,8 +10,9 @@ click a field, then one key per character (Shift for capitals), fixing mistakes 
 Drags are mouse_down, moves of at most DRAG_STEP px, mouse_up. While the page animates they wait.
 
 Each decision may also name where in the instruction it *reads* (`expert_look`): the glyph of the
-character about to be typed, or the first letter of the label about to be clicked. Training
-supervises one of the model's read steps with it, so the model is shown where to read rather than
+character about to be typed (and, second, of the one just typed: is it right?), or the first
+letter of the label about to be clicked. Training
+supervises the model's two read steps with them, so the model is shown where to read rather than
 left to discover it. Privileged, like the DOM: the model itself still sees only pixels.
 """
 
@@ -144,6 +145,8 @@ def type_into(world: MiniWoBWorld, field: dict, wanted: str) -> Action | None:
     if not field["focused"]:
         read_at(world, wanted)
         return click_on(field)
+    if value:  # the second read checks the last character typed (a password field hides it)
+        read_at(world, wanted, len(value) - 1, slot=1)
     if wanted.startswith(value):
         read_at(world, wanted, len(value))
         return Action.press(*char_to_key(wanted[len(value)]))

@@ -200,6 +200,9 @@ class MiniWoBWorld:
             time.sleep(0.01)
         else:
             raise EmulatorError(f"{task}: the episode did not become ready")
+        # A field focused in the last episode stays the active element of the new one's page
+        # without taking keys: every episode starts with nothing focused, whatever came before.
+        self.js("if (document.activeElement) document.activeElement.blur();")
         self.settle()
         self.episode_memo = {}
         self.episode_start = time.monotonic()
