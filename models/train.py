@@ -275,11 +275,12 @@ def train(roots: list[str], out: str, init: str | None = None, config: TrainConf
     weights = balanced_weights(train_s)
     bar = tqdm(total=total, initial=step, desc="train", unit="step", disable=not progress, dynamic_ncols=True)
     t_train, step0, budget = time.monotonic(), step, cfg.minutes * 60 if cfg.minutes else None
+    sizing = budget is not None and total is None  # a resumed run keeps the schedule it had
     net.train()
     while True:
-        if (
-            total is None and budget is not None and step - step0 >= 20
-        ):  # time budget: fix the schedule once speed is known
+        # Time budget: size the schedule once the speed is known, and again every 50 steps in its
+        # first half (a slow start, e.g. a machine busy with something else, would end it early).
+        if sizing and step - step0 >= 20 and (total is None or (step % 50 == 0 and step < total // 2)):
             elapsed = time.monotonic() - t_train
             total = step + int((step - step0) / elapsed * max(budget - elapsed, 0))
             bar.total = total
