@@ -149,6 +149,32 @@ def test_each_episode_starts_with_nothing_focused(world):
     assert world.js("return document.activeElement === document.body || !document.activeElement;")
 
 
+def test_expert_types_through_a_password_and_retypes_it_whole_when_wrong(world):
+    """In a field that shows only dots the expert does not delete one wrong character (that
+    needs a check of what is hidden): it types on, then clears the field and retypes it."""
+    from emulator.envs.experts import expert_action
+
+    world.reset("enter-password", 5)
+    fields = world.fields()
+    world.driver.execute(click_on(query(world, "input")[0]))
+    for ch in "xq":  # two wrong characters first
+        world.driver.execute(Action.press(ch))
+    time.sleep(0.2)
+    target, steps = fields["target"], []
+    for _ in range(2 * len(target) + 4):
+        action = expert_action(world, fields)
+        steps.append(action)
+        if action.kind == "click":
+            break
+        world.driver.execute(action)
+        time.sleep(0.05)
+    keys = [(a.key, a.mods) for a in steps if a.kind == "key"]
+    rest = len(target) - 2
+    assert keys[rest:rest + 2] == [("a", ("ctrl",)), ("backspace", ())]  # fmt: skip
+    assert "backspace" not in [k for k, _ in keys[:rest]] and len(keys) == rest + 2 + len(target)
+    assert query(world, "#password")[0]["value"] == target and steps[-1].kind == "click"
+
+
 def test_eval_random_runs_and_reports(tmp_path):
     result = run_cli("eval", "--policy", "random", "--tasks", "click-test,focus-text", "--episodes", "3",
                      "--json", "--report", str(tmp_path / "report"), timeout=300)  # fmt: skip

@@ -36,7 +36,8 @@ return Array.from(document.querySelectorAll(arguments[0])).map(e => {
   const s = window.getComputedStyle(e);
   return {x: r.left - wrap.left, y: r.top - wrap.top, w: r.width, h: r.height,
           text: (e.textContent || '').trim(), value: e.value === undefined ? null : e.value,
-          checked: !!e.checked, focused: document.activeElement === e, id: e.id,
+          checked: !!e.checked, focused: document.activeElement === e, id: e.id, type: e.type || null,
+          selected: e.selectionStart === 0 && e.selectionEnd > 0 && e.selectionEnd === (e.value || '').length,
           data: Object.assign({}, e.dataset), fill: e.getAttribute('fill'),
           size: parseFloat(e.getAttribute('font-size') || e.getAttribute('width') || (2 * e.getAttribute('r')) || 0),
           tag: e.tagName.toLowerCase(), visible: s.display !== 'none' && s.visibility !== 'hidden' && r.width > 0};
@@ -147,9 +148,15 @@ def type_into(world: MiniWoBWorld, field: dict, wanted: str) -> Action | None:
         return click_on(field)
     if value:  # the second read checks the last character typed (a password field hides it)
         read_at(world, wanted, len(value) - 1, slot=1)
-    if wanted.startswith(value):
+    hidden = field.get("type") == "password"
+    if wanted.startswith(value) or (hidden and len(value) < len(wanted)):
+        # A field that shows only dots is typed through, as a person types a password, and
+        # cleared and retyped whole if it is wrong at the end: the frequent decision (the next
+        # character) then needs no check of what is hidden.
         read_at(world, wanted, len(value))
         return Action.press(*char_to_key(wanted[len(value)]))
+    if hidden and not field.get("selected"):
+        return Action.press("a", ("ctrl",))
     return Action.press("backspace")
 
 
