@@ -41,6 +41,7 @@ from recorder.dataset import (
     INFO,
     KEY_DOWN,
     KEY_UP,
+    LABEL_CONTEXT,
     MOVE,
     SCROLL,
     private_dir,
@@ -51,7 +52,6 @@ from recorder.writer import read_journal
 
 FPS = 30.0
 SMALL_VIEWPORT = 640 * 640  # up to this many pixels: record lossless 4:4:4 (training frames exact)
-CONTEXT = 4  # actions kept before each label (label_context in meta/info.json)
 TAKEOVER_MARGIN_S = 0.1  # the recorder may stamp the person's first event before the monitor does
 _names = itertools.count()
 
@@ -186,7 +186,7 @@ class CorrectionSession:
         rows = derive_actions(mine, [], rec.writer.info)  # frames are aligned again when finishing
         return [(t0 + row["t"], Action.from_json(row["action"])) for row in rows]
 
-    def _context(self, labels: list[tuple[float, Action]], keep: int = CONTEXT) -> list[list[dict]]:
+    def _context(self, labels: list[tuple[float, Action]], keep: int = LABEL_CONTEXT) -> list[list[dict]]:
         """For each label (in time order, like the actions table): the last `keep` actions that
         really happened on the display before it, the agent's and the person's, as schema JSON.
         A model that sees its recent actions (models/spec.py history) learns from corrections

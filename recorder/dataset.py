@@ -32,6 +32,9 @@ VIDEO = "videos/screen.mp4"
 FRAMES, FRAMES_JOURNAL = "frames.parquet", "frames.jsonl"
 EVENTS, EVENTS_JOURNAL = "events.parquet", "events.jsonl"
 ACTIONS = "actions.parquet"
+# A recording whose actions are labels (DAgger, the app's corrections) keeps, in info.json's
+# "label_context", what was actually done before each label: this many actions (schema JSON).
+LABEL_CONTEXT = 4
 
 MOVE, BUTTON_DOWN, BUTTON_UP, SCROLL, KEY_DOWN, KEY_UP = (
     "move", "button_down", "button_up", "scroll", "key_down", "key_up",

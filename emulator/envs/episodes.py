@@ -120,9 +120,6 @@ def run_episode(
     return result
 
 
-CONTEXT = 4  # the policy's actions kept before each DAgger label
-
-
 def _paced(
     policy: Policy, recorder, world: MiniWoBWorld, labels: list | None, looks: list | None, context: list
 ) -> Policy:
@@ -132,6 +129,8 @@ def _paced(
     policy's own last actions before it (schema JSON, waits included, as the model's history
     input sees them at run time); with `looks`, where the expert read for each of its decisions
     (its own actions, or its labels)."""
+    from recorder.dataset import LABEL_CONTEXT  # recording only: pyarrow stays out of plain evaluation
+
     done: list[dict] = []
 
     class Paced:
@@ -146,7 +145,7 @@ def _paced(
                 if label.kind == "wait":
                     return self._done(policy.act(inputs))
                 labels.append((now, label))
-                context.append(done[-CONTEXT:])
+                context.append(done[-LABEL_CONTEXT:])
             action = policy.act(inputs)  # the expert policy decides (and reads) here; a model does not
             if looks is not None:
                 looks.append((now, expert_look(world)))
