@@ -138,8 +138,12 @@ def plan(app: PracticeApp) -> list[Action]:
         r = app.widgets[widget]
         return Action(Kind.CLICK, (r.x + r.width * fx) / size[0], (r.y + r.height * fy) / size[1])
 
-    if app.inst.app == "order_form":  # a checkbox toggles on its box or label, not its whole row
-        return [click("Express", 0.15), click("Submit")]
+    if app.inst.app == "order_form":  # on the label's first letter: the word tells the boxes apart
+        text = app.widgets["Express.text"]
+        return [
+            Action(Kind.CLICK, (text.x + 4) / size[0], (text.y + text.height / 2) / size[1]),
+            click("Submit"),
+        ]
     if app.inst.app == "keypad":
         return [click(f"key-{d}") for d in app.inst.data] + [click("key-OK")]
     # below the note's last line: the text cursor goes to its end

@@ -30,7 +30,7 @@ def cmd_train(args) -> int:
     cfg = TrainConfig(
         epochs=None if args.minutes else (args.epochs or 30), minutes=args.minutes, batch=args.batch, lr=args.lr,
         seed=args.seed, threads=args.threads, colors=args.color_augment, shift=args.shift_augment,
-        val_fraction=0.0 if args.no_validation else 0.1,
+        val_fraction=0.0 if args.no_validation else 0.1, exclude=tuple(args.exclude),
     )  # fmt: skip
     summary = train(args.data, args.out, init=args.init, config=cfg, progress=not args.json)
     if args.json:
@@ -119,6 +119,10 @@ def add_commands(sub, display_arg, viewport_args) -> None:
     p.add_argument(
         "--no-validation", action="store_true", help="train on every recording (a handful of demonstrations)"
     )
+    p.add_argument(
+        "--exclude", action="append", default=[], metavar="GLOB",
+        help="leave out recordings whose path matches (repeatable), e.g. 'data/suite/click-link/*'",
+    )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the summary as JSON, no progress bar")
     p.add_argument("--overfit-test", action="store_true", help="self-test: fit one batch to ~zero loss")
     p.set_defaults(fn=cmd_train)

@@ -101,6 +101,15 @@ def start_app():
         app.close()
 
 
+def ctrl_c_works() -> None:
+    """Popen preexec_fn: a child that is sent SIGINT gets Python's KeyboardInterrupt even when this
+    test run was started in the background (`make test &` starts with SIGINT ignored, and children
+    inherit that)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_cli(*args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run(
         [*EMULATOR, *args],

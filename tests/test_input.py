@@ -9,7 +9,7 @@ import sys
 import textwrap
 
 import pytest
-from conftest import ROOT, run_cli
+from conftest import ROOT, ctrl_c_works, run_cli
 
 from emulator.display import connect
 from emulator.input import InputDriver, keysym
@@ -163,6 +163,7 @@ def test_held_input_is_released_on_kill_or_crash(mode, display):
     proc = subprocess.Popen(
         [sys.executable, "-c", HOLDER, display.name, mode],
         cwd=ROOT,
+        preexec_fn=ctrl_c_works,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -16,6 +16,7 @@ from emulator.envs.episodes import run_episode
 from emulator.envs.experts import click_on, query
 from emulator.envs.gym_env import MiniWoBEnv
 from emulator.envs.miniwob import SUITE, TASK_H, TASK_W, MiniWoBWorld
+from emulator.loop import FunctionPolicy
 from emulator.schema import Action, Rect
 from recorder.reader import Recording
 
@@ -111,7 +112,7 @@ def test_expert_reads_the_glyph_it_types_and_the_label_it_clicks(world, tmp_path
     """The looks recorded with a demonstration point at the instruction's characters: one per
     key typed, in reading order along the quoted word, each on dark glyph pixels of the yellow
     box, the second read on the character typed just before (checking it); a click on a
-    labelled target reads the label's first letter."""
+    labelled target reads the label's first letter and clicks the page's copy of it."""
     run_episode(world, "enter-text", 7, record_to=str(tmp_path / "enter"))
     with Recording(tmp_path / "enter") as rec:
         looks, actions = rec.info["looks"], rec.actions
@@ -133,6 +134,35 @@ def test_expert_reads_the_glyph_it_types_and_the_label_it_clicks(world, tmp_path
     with Recording(tmp_path / "link") as rec:
         ((t, x, y, x2, y2),) = rec.info["looks"]
         assert 0 < y * TASK_H < 50 and t <= rec.actions[0]["t"] and x2 is None
+        # ... and clicks the page's copy of that letter: blue link ink, below the instruction.
+        click = rec.actions[0]
+        frame = rec.frame(click["frame"]).astype(int)
+    px, py = int(click["x"] * TASK_W), int(click["y"] * TASK_H)
+    patch = frame[py - 3 : py + 4, px - 2 : px + 3].reshape(-1, 3)
+    assert py > 50 and any(b > 150 and r < 100 for r, g, b in patch), (px, py)
+
+
+def test_a_window_opened_by_a_wild_key_is_closed_before_the_next_episode(world):
+    """A model's ctrl+h opens Chromium's History over the task page (a DAgger round recorded that
+    for its last tasks); the next episode closes it and shows the task again, pixel-exact."""
+    world.reset("click-test", 1)
+    task_view = world.observe(cursor=False)
+    world.driver.execute(Action.press("h", ("ctrl",)))
+    for _ in range(50):
+        if len(world.web.window_handles) > 1:
+            break
+        time.sleep(0.1)
+    assert len(world.web.window_handles) > 1
+    time.sleep(0.5)
+    assert not np.array_equal(world.observe(cursor=False), task_view)  # covered
+    world.reset("click-test", 1)
+    assert len(world.web.window_handles) == 1 and grab_matches_chromium(world)
+    assert np.array_equal(world.observe(cursor=False), task_view)
+    # An episode in which the policy does it stops there, marked: training skips its frames.
+    wild = FunctionPolicy(lambda obs: Action.press("h", ("ctrl",)))
+    result = run_episode(world, "enter-text", 2, wild)
+    assert result.left_page and result.stopped_by == "left the page" and result.steps < 10
+    assert not run_episode(world, "enter-text", 2).left_page  # the expert, right after: a clean page
 
 
 def test_each_episode_starts_with_nothing_focused(world):

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import EMULATOR, ROOT, run_cli
+from conftest import EMULATOR, ROOT, ctrl_c_works, run_cli
 
 from emulator.damage import DamageWatch
 from emulator.display import VirtualDisplay
@@ -401,7 +401,7 @@ def test_ctrl_c_finishes_the_recording_cleanly(display, tmp_path):
     out = tmp_path / "r"
     proc = subprocess.Popen([*EMULATOR, "record", str(out), "--display", display.name, "--task", "idle", "--progress"],
                             env={**os.environ, **display.env()}, cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_works)  # fmt: skip
     time.sleep(2.5)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=20)

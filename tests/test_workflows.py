@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
-from bench.workflow_apps import APPS, Instance, PracticeApp, judge
+from bench.workflow_apps import APPS, Instance, PracticeApp, judge, plan
 from bench.workflows import record_demo, run_ours, run_replay
 from emulator.display import VirtualDisplay
 from emulator.input import InputDriver
@@ -63,6 +63,19 @@ def test_demonstration_replay_and_perturbation(display, tmp_path):
     assert run_replay(display.name, inst, events, tmp_path)  # the macro redoes the same instance
     elsewhere = Instance(**{**inst.__dict__, "x": (inst.x + 300) % 560, "y": (inst.y + 200) % 300})
     assert not run_replay(display.name, elsewhere, events, tmp_path)  # but not a moved window
+
+
+def test_the_order_form_demonstrator_ticks_express_by_its_label(display, tmp_path):
+    """The demonstrator clicks the first letter of "Express" (what tells the shuffled boxes apart),
+    not the box: a click there ticks it too."""
+    rng = random.Random(5)
+    inst = Instance.random("order_form", rng)
+    with PracticeApp.start(display.name, inst, tmp_path) as app:
+        text, size = app.widgets["Express.text"], app.ready["size"]
+        click = plan(app)[0]
+        assert text.x < click.x * size[0] < text.x + 8 and text.y < click.y * size[1] < text.y + text.height
+        assert click.x * size[0] > app.widgets["Express"].x + 14  # right of the 14 px box
+    assert record_demo(display.name, inst, tmp_path / "demo", rng)["success"]
 
 
 def test_the_agent_follows_a_window_that_moves(display, tmp_path):

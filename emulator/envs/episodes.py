@@ -37,6 +37,7 @@ class EpisodeResult:
     stopped_by: str
     utterance: str
     actions: list = field(default_factory=list)  # what the policy did (schema JSON), waits left out
+    left_page: bool = False  # its keys opened a window over the task page (ctrl+h ...) or left it
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -92,7 +93,9 @@ def run_episode(
                        looks if expert_decides else None, context)  # fmt: skip
 
     def check_done(timing, obs) -> None:
-        if world.status().done:
+        if world.left_task_page():  # nothing more to see of the task: a failure, frames unusable
+            loop.stop("left the page")
+        elif world.status().done:
             loop.stop("done")
 
     loop = AgentLoop(
@@ -107,6 +110,7 @@ def run_episode(
     result = EpisodeResult(
         task, seed, status.success, status.reward, status.raw_reward, summary.steps, round(seconds, 4),
         summary.stopped_by, utterance, [t.action for t in summary.timings if t.action["kind"] != "wait"],
+        summary.stopped_by == "left the page",
     )  # fmt: skip
     if recorder is not None:
         episode = {**result.to_json(), "policy": policy if isinstance(policy, str) else "custom"}

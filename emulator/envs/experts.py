@@ -59,6 +59,21 @@ return out;
 """
 
 
+# The centre of the first visible character of the first element matching arguments[0] whose text
+# is arguments[1], in task-area pixels; null if there is none.
+_FIRST_GLYPH = """
+const wrap = document.getElementById('wrap').getBoundingClientRect();
+const el = Array.from(document.querySelectorAll(arguments[0])).find(e => e.textContent.trim() === arguments[1]);
+if (!el) return null;
+const walk = document.createTreeWalker(el, NodeFilter.SHOW_TEXT); const range = document.createRange();
+while (walk.nextNode()) { const n = walk.currentNode; const i = n.data.search(/\\S/);
+  if (i < 0) continue;
+  range.setStart(n, i); range.setEnd(n, i + 1); const r = range.getBoundingClientRect();
+  return [r.left - wrap.left + r.width / 2, r.top - wrap.top + r.height / 2]; }
+return null;
+"""
+
+
 def read_at(world: MiniWoBWorld, text: str, index: int = 0, slot: int = 0) -> None:
     """Note that this decision reads character `index` of `text` where the instruction shows it
     (a quoted occurrence first, else one at a word start); nothing if it is not there. Slot 1 is
@@ -171,6 +186,14 @@ def fill_form(world: MiniWoBWorld, fields: list[tuple[str, str]], submit: str = 
     return click_on(query(world, submit)[0])
 
 
+def click_word(world: MiniWoBWorld, selector: str, text: str) -> Action:
+    """A click on the first letter of the element matching `selector` whose text is `text`: the
+    page's copy of the glyph the instruction's read looked at, so the pointer's target is where the
+    two match (a link, or a label, which toggles the box it holds)."""
+    at = world.js(_FIRST_GLYPH, selector, text)
+    return WAIT if at is None else click_at(*at)
+
+
 def _first(world, selector: str, pred: Callable[[dict], bool] = lambda e: True) -> dict | None:
     return next((e for e in query(world, selector) if pred(e)), None)
 
@@ -204,6 +227,11 @@ def click_shape(world, f):
     color = words.pop(0) if len(words) > 1 and words[0] in colors else None
     what = " ".join(words)
     read_at(world, what)
+    # The second read takes the colour (its third letter: the glance then covers "lue" / "lac" /
+    # "qua", which tell blue, black and aqua apart), else the size.
+    other = color or size
+    if other:
+        read_at(world, other, index=min(2, len(other) - 1), slot=1)
     kinds = {"text": None, "rect": "rectangle", "circle": "circle", "polygon": "triangle"}
     for e in query(world, "#area_svg > *"):
         shape = kinds.get(e["tag"])
@@ -222,26 +250,26 @@ def click_shape(world, f):
 
 def click_checkboxes(world, f):
     wanted = {v for k, v in f.items() if k.startswith("target")}
-    for text, checked, box_id in _labelled_boxes(world):
+    for text, checked in _labelled_boxes(world):
         if (text in wanted) != checked:
             if not checked:
                 read_at(world, text)
-            return _click_first(world, f"#{box_id}")
+            return click_word(world, "#boxes label", text)
     return _click_first(world, "#subbtn")
 
 
 def click_option(world, f):
-    for text, checked, box_id in _labelled_boxes(world):
+    for text, checked in _labelled_boxes(world):
         if text == f["target"] and not checked:
-            return _click_first(world, f"#{box_id}")
+            return click_word(world, "#boxes label", text)
     return _click_first(world, "#subbtn")
 
 
-def _labelled_boxes(world) -> list[tuple[str, bool, str]]:
-    """(label text, checked, input id) of each checkbox or radio button in #boxes."""
+def _labelled_boxes(world) -> list[tuple[str, bool]]:
+    """(label text, checked) of each checkbox or radio button in #boxes."""
     return world.js(
         "return Array.from(document.querySelectorAll('#boxes label')).map(l => "
-        "[l.textContent.trim(), l.querySelector('input').checked, l.querySelector('input').id]);"
+        "[l.textContent.trim(), l.querySelector('input').checked]);"
     )
 
 
@@ -299,7 +327,7 @@ EXPERTS: dict[str, Callable[[MiniWoBWorld, dict], Action]] = {
     "click-test": lambda w, f: _click_first(w, "#subbtn"),
     "click-test-2": click_test_2,
     "click-button": lambda w, f: _click_first(w, "#area button", lambda e: e["text"] == f["target"]),
-    "click-link": lambda w, f: _click_first(w, "#area .alink", lambda e: e["text"] == f["target"]),
+    "click-link": lambda w, f: click_word(w, "#area .alink", f["target"]),
     "click-dialog": lambda w, f: _click_first(w, ".ui-dialog-titlebar-close"),
     "click-dialog-2": click_dialog_2,
     "click-tab": lambda w, f: _click_first(

@@ -102,6 +102,7 @@ class MiniWoBWorld:
             self.episode_memo: dict = {}  # an expert's notes within one episode
             self.screen = Screen(self.display.name)
             self._home = InputDriver(self.display.name, self.screen.layout().viewport())  # calibration only
+            self._main_window = self.web.current_window_handle
             self.load("click-test")
             self.area = self.calibrate()
             layout: Layout = self.screen.layout()
@@ -147,6 +148,26 @@ class MiniWoBWorld:
     def js(self, script: str, *args):
         return self.web.execute_script(script, *args)
 
+    def left_task_page(self) -> bool:
+        """Whether the agent's keys opened a window over the task page or took it elsewhere."""
+        return len(self.web.window_handles) > 1 or (
+            self.task is not None and self.web.current_url != self._url(self.task)
+        )
+
+    def _close_strays(self) -> None:
+        """Close what an agent's keys opened over the task page (ctrl+h: a History window, ctrl+n,
+        ctrl+t ...) and bring back the task page if it navigated away (alt+left), so one wild key
+        cannot spoil every later episode of this worker (it did: a model's ctrl+h covered the
+        page, and 100 DAgger episodes recorded Chromium's History)."""
+        main = self._main_window
+        for handle in self.web.window_handles:
+            if handle != main:
+                self.web.switch_to.window(handle)
+                self.web.close()
+        self.web.switch_to.window(main)
+        if self.task is not None and self.web.current_url != self._url(self.task):
+            self.task = None  # load it again
+
     def load(self, task: str) -> None:
         if task != self.task:
             self.web.get(self._url(task))
@@ -190,8 +211,9 @@ class MiniWoBWorld:
     # -- episodes -------------------------------------------------------------------------------
     def reset(self, task: str, seed: int | str) -> str:
         """Start an episode of `task` with `seed` (same seed, same instance); returns the instruction."""
-        self.load(task)
         self.driver.release_all()
+        self._close_strays()
+        self.load(task)
         self.js("core.endEpisode(0);")
         self.js(f"Math.seedrandom({seed!r}); core.setDataMode('train'); core.startEpisodeReal();")
         for _ in range(100):

@@ -13,7 +13,8 @@ Every practice app takes:
 
 and prints one JSON line once shown:
   {"event": "ready", "widgets": {name: [x, y, w, h]}, "size": [w, h], "frame": [x, y]}
-with widget rectangles relative to the window's client area (logical pixels).
+with widget rectangles relative to the window's client area (logical pixels); a check box's label text
+also as "NAME.text".
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import random
 import sys
 
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import QApplication, QCheckBox, QStyle, QStyleOptionButton, QWidget
 
 THEMES = {  # window, text, button, button text, accent
     "light": ("#f4f4f4", "#111111", "#e0e0e0", "#111111", "#2a6fdb"),
@@ -99,6 +100,11 @@ def show(app: QApplication, win: QWidget, args: argparse.Namespace, focus: QWidg
             for c in win.findChildren(QWidget)
             if c.objectName() and c.isVisible()
         }
+        for c in win.findChildren(QCheckBox):  # where a check box's label text is, as "NAME.text"
+            opt = QStyleOptionButton()
+            c.initStyleOption(opt)
+            r = c.style().subElementRect(QStyle.SubElement.SE_CheckBoxContents, opt, c)
+            widgets[c.objectName() + ".text"] = [*c.mapTo(win, r.topLeft()).toTuple(), r.width(), r.height()]
         emit(event="ready", widgets=widgets, size=[win.width(), win.height()], frame=[win.x(), win.y()])
 
     QTimer.singleShot(300, ready)
