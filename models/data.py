@@ -4,7 +4,7 @@ it (decoded with PyAV at the aligned frame) and the action as head targets.
     ds = load_samples(["data/suite"])         # finds every recording below, caches decoded frames
     ds.frames   (N, 210, 160, 3) uint8        ds.targets  (N, 9) int64 columns TARGETS
     ds.tasks    (N,) int task ids             ds.task_names
-    ds.history  (N, HISTORY) int64: tokens of the actions before each one in its recording
+    ds.history  (N, HISTORY_COLS) int64: tokens of the actions before each one, and the place
 
 A folder may be a `emulator collect` dataset (episodes.jsonl: successful demonstrations and
 all DAgger episodes are used),
@@ -14,6 +14,7 @@ decoded once per recording and cached beside it.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 from dataclasses import dataclass
@@ -24,7 +25,17 @@ from tqdm import tqdm
 
 from emulator.errors import EmulatorError
 from emulator.schema import Action
-from models.spec import GRID, HISTORY, INPUT_H, INPUT_W, action_token, fit_input, history_token
+from models.spec import (
+    GRID,
+    HISTORY_COLS,
+    INPUT_H,
+    INPUT_W,
+    action_token,
+    fit_input,
+    history_token,
+    history_window,
+    is_char_token,
+)
 from recorder.dataset import INFO, read_json
 from recorder.reader import Recording
 
@@ -44,7 +55,7 @@ class Samples:
     tasks: np.ndarray
     task_names: list[str]
     episodes: np.ndarray  # which recording each sample came from (for validation splits)
-    history: np.ndarray  # (N, HISTORY) tokens of the earlier actions of the same recording
+    history: np.ndarray  # (N, HISTORY_COLS) the history input: earlier actions' tokens, the place
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -55,20 +66,28 @@ class Samples:
 
 
 def history_of(targets: np.ndarray, context: list | None = None) -> np.ndarray:
-    """One recording's targets (in action order) -> each action's history window: the actions
-    before it in the recording, or, where the recording's labels are only some of what happened
-    (the app's corrections), its `label_context`: the schema JSON of the actions done before each."""
-    if context is not None and len(context) == len(targets):
-        windows = [([0] * HISTORY + [action_token(Action.from_json(a)) for a in before])[-HISTORY:]
-                   for before in context]  # fmt: skip
-        return np.array(windows, np.int64).reshape(-1, HISTORY)
+    """One recording's targets (in action order) -> each action's history input (models.spec):
+    the tokens of the actions before it in the recording, or, where the recording's labels are
+    only some of what happened (DAgger, the app's corrections), of its `label_context`: the schema
+    JSON of the actions done before each; then the place, the cell read for the character typed
+    just before (the previous label's look, when that action typed a character)."""
     col = {name: i for i, name in enumerate(TARGETS)}
-    tokens = [0] * HISTORY + [history_token(int(t[col["kind"]]), int(t[col["key"]]), int(t[col["mods"]]))
-                              for t in targets]  # fmt: skip
-    return np.array([tokens[i : i + HISTORY] for i in range(len(targets))], np.int64).reshape(-1, HISTORY)
+    own = [history_token(int(t[col["kind"]]), int(t[col["key"]]), int(t[col["mods"]])) for t in targets]
+    if context is not None and len(context) == len(targets):
+        windows = [[action_token(Action.from_json(a)) for a in before] for before in context]
+    else:
+        windows = [own[:i] for i in range(len(targets))]
+    rows = []
+    for i, before in enumerate(windows):
+        typed = i > 0 and bool(before) and is_char_token(before[-1])
+        place = int(targets[i - 1, col["look"]]) if typed else -1
+        rows.append(history_window(before, place)[0])
+    return np.array(rows, np.int64).reshape(-1, HISTORY_COLS)
 
 
-def find_recordings(roots: list[str]) -> list[Path]:
+def find_recordings(roots: list[str], exclude: tuple[str, ...] = ()) -> list[Path]:
+    """The usable recordings below `roots`, less those whose path matches an `exclude` glob (say
+    'data/suite/click-link/*': demonstrations an expert has since changed its mind about)."""
     found: list[Path] = []
     for root in map(Path, roots):
         if not root.exists():
@@ -80,8 +99,9 @@ def find_recordings(roots: list[str]) -> list[Path]:
                     row = json.loads(line)
                 except json.JSONDecodeError:
                     break
-                # Demonstrations count when they succeeded; DAgger episodes always (the expert labelled them).
-                usable = row.get("success") or row.get("expert_labels")
+                # Demonstrations count when they succeeded; DAgger episodes always (the expert labelled
+                # them), unless the policy's keys took the page away (its frames show something else).
+                usable = (row.get("success") or row.get("expert_labels")) and not row.get("left_page")
                 if usable and (root / row["path"] / INFO).exists():
                     found.append(root / row["path"])
         elif (root / INFO).exists():
@@ -90,7 +110,10 @@ def find_recordings(roots: list[str]) -> list[Path]:
             found += sorted(p.parent.parent for p in root.rglob(INFO))
     if not found:
         raise EmulatorError(f"no recordings found in {', '.join(roots)}")
-    return sorted(set(found))
+    kept = [p for p in found if not any(fnmatch.fnmatch(str(p), glob) for glob in exclude)]
+    if not kept:
+        raise EmulatorError(f"--exclude left no recordings of {', '.join(roots)}")
+    return sorted(set(kept))
 
 
 def _task_of(rec: Recording) -> str:
@@ -155,10 +178,10 @@ def _cached(path: Path) -> tuple[np.ndarray, np.ndarray, str]:
     return frames, targets, task
 
 
-def load_samples(roots: list[str], progress: bool = True) -> Samples:
+def load_samples(roots: list[str], progress: bool = True, exclude: tuple[str, ...] = ()) -> Samples:
     """Every sample below `roots`. Decoding is cached per recording, so adding recordings (a
     DAgger round, the app's corrections) decodes only the new ones."""
-    paths = find_recordings(roots)
+    paths = find_recordings(roots, exclude)
     frames, targets, tasks, episodes, history, names = [], [], [], [], [], {}
     for n, path in enumerate(tqdm(paths, desc="load", unit="rec", disable=not progress)):
         f, t, task = _cached(path)

@@ -4,8 +4,9 @@ check against the torch model.
     export(net, "model.onnx", training={...})   # also writes model.pt (the checkpoint to fine-tune)
     max_diff = parity(net, "model.onnx")         # torch vs onnxruntime on random frames + histories
 
-Inputs: "frames" (1, 3, 210, 160) float32 and "history" (1, HISTORY) int64 (models.spec). The
-batch is fixed at one decision: onnxruntime then folds away the shape arithmetic (~0.7 ms).
+Inputs: "frames" (1, 3, 210, 160) float32 and "history" (1, HISTORY_COLS) int64: the last
+actions' tokens and the place (models.spec). Outputs: each head's logits, then "look" (the first
+read's attention logits: the runtime keeps its place from it). The batch is fixed at one decision: onnxruntime then folds away the shape arithmetic (~0.7 ms).
 
 Metadata (ONNX metadata_props): model_format, schema_version, key_vocab_version, keys (JSON),
 grid "40x53", input "160x210", preprocess, outputs (head order), training (JSON summary).
@@ -21,9 +22,19 @@ import numpy as np
 import torch
 
 from emulator.schema import KEY_VOCAB_VERSION, KEYS, SCHEMA_VERSION
-from models.spec import GRID, HEADS, HISTORY, HISTORY_VOCAB, INPUT_H, INPUT_W, MODEL_FORMAT, PREPROCESS
+from models.spec import (
+    GRID,
+    HEADS,
+    HISTORY,
+    HISTORY_COLS,
+    HISTORY_VOCAB,
+    INPUT_H,
+    INPUT_W,
+    MODEL_FORMAT,
+    PREPROCESS,
+)
 
-OUTPUTS = tuple(HEADS)  # the order of the ONNX outputs
+OUTPUTS = (*HEADS, "look")  # the order of the ONNX outputs: the heads, then where the first read looked
 
 
 class _Tupled(torch.nn.Module):
@@ -58,7 +69,7 @@ def export(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     net = net.eval()
-    dummy = torch.zeros(1, 3, INPUT_H, INPUT_W), torch.zeros(1, HISTORY, dtype=torch.int64)
+    dummy = torch.zeros(1, 3, INPUT_H, INPUT_W), torch.zeros(1, HISTORY_COLS, dtype=torch.int64)
     tmp = path.with_suffix(".tmp.onnx")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's constant-folding chatter
@@ -83,7 +94,8 @@ def parity(net: torch.nn.Module, path: str, n: int = 4, seed: int = 0) -> float:
 
     rng = np.random.default_rng(seed)
     x = (rng.random((n, 3, INPUT_H, INPUT_W), dtype=np.float32) - 0.5).astype(np.float32)
-    h = rng.integers(0, HISTORY_VOCAB, (n, HISTORY), dtype=np.int64)
+    h = rng.integers(0, HISTORY_VOCAB, (n, HISTORY_COLS), dtype=np.int64)
+    h[:, HISTORY] = rng.integers(0, GRID.size + 1, n)  # a place (cell + 1) or none
     with torch.no_grad():
         ref = net.eval()(torch.from_numpy(x), torch.from_numpy(h))
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

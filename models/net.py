@@ -2,8 +2,8 @@
 and cheap (~150 M multiply-adds): it downsamples at once and spends its depth at low resolution.
 
     net = PixelPolicyNet()
-    logits = net(x, h)         # x (N, 3, 210, 160) from models.spec.preprocess, h (N, HISTORY)
-                               # history tokens (models.spec.history_token) -> dict of head logits
+    logits = net(x, h)         # x (N, 3, 210, 160) from models.spec.preprocess, h (N, HISTORY_COLS)
+                               # history tokens and the place (models.spec) -> dict of head logits
 
 Layout:
   stem      4x4 conv, stride 4            -> 53x40 (the pointer grid), 32 channels
@@ -15,11 +15,16 @@ Layout:
             instruction and relating it to the page is global work
   read      2 attention lookups from [CLS] into the 2120 stage-1 features (stride 4): a 10 px word
             or the next character to type is only resolved at that stride, not at 16. Each read's
-            first head is an output too ("look", "look2"; not exported): it is taught to attend
-            where the expert read (the glyph to type next, the label to click, grid-coordinate's y)
+            first head is an output too ("look", "look2"; "look" is exported too: the runtime keeps
+            its place from it): it is taught to attend where the expert read (the glyph to type
+            next, the label to click, grid-coordinate's y)
+  place     each read's scores get a learned bias around the place: the cell read for the
+            character just typed (the next one is a glyph to its right; the one to check, there)
   glance    after each read, the pixels of the 3x3 cells where it attended, into [CLS]
   heads     [CLS] -> kind, button, double, key, mods, scroll
-            pointer: stage-1, -2 and -3 features at stride 4, modulated by [CLS] -> one logit per cell
+            pointer: stage-1, -2 and -3 features at stride 4, and how much each cell looks like
+            where the first read attended (cosine similarity of stage-1 features: the named word's
+            copy on the page), modulated by [CLS] -> one logit per cell
 """
 
 from __future__ import annotations
@@ -62,17 +67,52 @@ class Read(nn.Module):
                                  nn.Linear(2 * c_query, c_query))  # fmt: skip
 
     def forward(
-        self, cls: torch.Tensor, k: torch.Tensor, v: torch.Tensor
+        self, cls: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """cls (N, C); k, v (N, heads, d, L) (channels first: no transposes) -> cls updated, and
-        the first head's attention logits (N, L): where it read (supervised in training)."""
+        """cls (N, C); k, v (N, heads, d, L) (channels first: no transposes); bias (N, heads, L)
+        added to the scores -> cls updated, and the first head's attention logits (N, L): where it
+        read (supervised in training)."""
         n = cls.shape[0]
         q = self.q(self.norm(cls)).view(n, self.heads, 1, self.d)
         scores = q @ k / math.sqrt(self.d)  # N, heads, 1, L
+        if bias is not None:
+            scores = scores + bias[:, :, None]
         att = torch.softmax(scores, dim=-1)
         read = v @ att.view(n, self.heads, -1, 1)  # N, heads, d, 1
         cls = cls + self.proj(read.view(n, self.heads * self.d))
         return cls + self.mlp(cls), scores[:, 0, 0]
+
+
+class Place(nn.Module):
+    """Keeping one's place in the text: a learned attention bias over the cells within +-rows and
+    +-cols of the cell read for the character just typed (models.spec: the history's place), per
+    head; nothing where there is no place. Starts at zero, so it changes nothing until trained.
+    `offsets` (computed once per step, shared by every read's Place) says which entry of the
+    table each cell takes."""
+
+    def __init__(self, heads: int, grid_rows: int, grid_cols: int, rows: int = 2, cols: int = 6):
+        super().__init__()
+        self.grid_cols, self.rows, self.cols = grid_cols, rows, cols
+        self.table = nn.Parameter(torch.zeros(heads, (2 * rows + 1) * (2 * cols + 1)))
+        cells = torch.arange(grid_rows * grid_cols)
+        self.register_buffer("row_of", cells // grid_cols, persistent=False)
+        self.register_buffer("col_of", cells % grid_cols, persistent=False)
+
+    def offsets(self, place: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """place (N,) a cell or -1 -> each cell's table index (N, cells) and whether it is near."""
+        at = place.clamp(min=0)[:, None]
+        dr = self.row_of[None] - at // self.grid_cols
+        dc = self.col_of[None] - at % self.grid_cols
+        near = (dr.abs() <= self.rows) & (dc.abs() <= self.cols) & (place[:, None] >= 0)
+        index = (dr.clamp(-self.rows, self.rows) + self.rows) * (2 * self.cols + 1) + dc.clamp(
+            -self.cols, self.cols
+        )
+        return index + self.cols, near[:, None].to(self.table.dtype)
+
+    def forward(self, offsets: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """-> bias (N, heads, cells)."""
+        index, near = offsets
+        return self.table[:, index].transpose(0, 1) * near
 
 
 class Glance(nn.Module):
@@ -124,6 +164,7 @@ class PixelPolicyNet(nn.Module):
         self.read_kv = nn.Conv2d(c1, 2 * 4 * 16, 1)
         self.reads = nn.ModuleList([Read(c3, 4, 16), Read(c3, 4, 16)])
         self.glances = nn.ModuleList([Glance(3 * 16, c3, self.rows, self.cols) for _ in self.reads])
+        self.places = nn.ModuleList([Place(4, self.rows, self.cols) for _ in self.reads])
         self.read_norm = nn.LayerNorm(c3)
         # ("head_" prefix: a module named "double" would shadow nn.Module.double)
         self.global_heads = nn.ModuleDict(
@@ -136,6 +177,11 @@ class PixelPolicyNet(nn.Module):
         self.point2 = nn.Conv2d(c2, p, 1, bias=False)
         self.point3 = nn.Conv2d(c3, p, 1, bias=False)
         self.point_film = nn.Linear(c3, 2 * p)
+        # Matching: the stage-1 features where the first read looked (a glyph of the instruction),
+        # as a template; its cosine similarity with every cell's features enters the pointer
+        # features along a learned direction, zero at first (an older model says what it said).
+        self.match_proj = nn.Conv2d(c1, 32, 1)
+        self.match_in = nn.Parameter(torch.zeros(1, p, 1))
         self.point_out = nn.Parameter(torch.randn(p) * 0.05)
         self.point_bias = nn.Parameter(torch.zeros(1))
         nn.init.normal_(self.pos, std=0.02)
@@ -145,6 +191,8 @@ class PixelPolicyNet(nn.Module):
 
     def forward(self, x: torch.Tensor, history: torch.Tensor) -> dict[str, torch.Tensor]:
         n = x.shape[0]
+        # history: HISTORY action tokens, then the place (cell + 1; 0 none; absent in format 2)
+        place = history[:, HISTORY] - 1 if history.shape[1] > HISTORY else torch.full_like(history[:, 0], -1)
         # Pad 210 -> 212 rows so the stride-4 grid is exactly 53 x 40.
         x = F.pad(x, (0, self.cols * 4 - INPUT_W, 0, self.rows * 4 - INPUT_H), value=-0.5)
         f1 = self.stage1(self.stem(x))  # 53 x 40
@@ -161,8 +209,9 @@ class PixelPolicyNet(nn.Module):
         cls = tokens[:, 0]
         pixels = F.pixel_unshuffle(x, 4).flatten(2)  # N, 48, 2120: each 4x4 cell's pixels
         looks = []
-        for read, glance in zip(self.reads, self.glances, strict=True):
-            cls, look = read(cls, k, v)
+        offsets = self.places[0].offsets(place)
+        for read, glance, keep in zip(self.reads, self.glances, self.places, strict=True):
+            cls, look = read(cls, k, v, keep(offsets))
             cls = cls + glance(pixels, look)
             looks.append(look)
         cls = self.read_norm(cls)
@@ -172,6 +221,10 @@ class PixelPolicyNet(nn.Module):
         up2 = F.interpolate(self.point2(f2), scale_factor=2, mode="nearest")[:, :, : self.rows, : self.cols]
         up3 = F.interpolate(self.point3(ctx3), scale_factor=4, mode="nearest")[:, :, : self.rows, : self.cols]
         feat = self.point1(f1) + up2 + up3
+        z = F.normalize(self.match_proj(f1).flatten(2), dim=1)  # N, 32, 2120
+        template = F.normalize(z @ torch.softmax(looks[0], dim=-1)[:, :, None], dim=1)  # N, 32, 1
+        similar = template.transpose(1, 2) @ z  # N, 1, 2120: how much each cell looks like it
+        feat = feat + (self.match_in @ similar).view(n, -1, self.rows, self.cols)
         scale, shift = self.point_film(cls)[:, :, None, None].chunk(2, dim=1)
         feat = F.relu(feat * (1 + scale) + shift)
         # One output channel: a weighted channel sum as one matmul (a 1x1 conv with one filter is

@@ -5,8 +5,9 @@ decoding to schema actions. Needs only numpy and onnxruntime.
     action = policy.act(policy.preprocess(observation))     # the agent loop's Policy protocol
     heads = policy.logits(x, history)                         # raw head logits (overlays, tests)
 
-The policy remembers the actions it chose in the current episode (the model's history input);
-an observation with step 0 starts a new episode.
+The policy remembers the actions it chose in the current episode and where it read for the last
+key (the model's history input: tokens and place); an observation with step 0 starts a new episode.
+Models of format 2 (no place) still run.
 
 A model whose metadata does not match this runtime (format, schema or key vocabulary version,
 keys, pointer grid, input size) is refused with one clear error.
@@ -30,6 +31,7 @@ from emulator.schema import (
     Kind,
 )
 from models.spec import (
+    FORMATS,
     GRID,
     HEADS,
     HISTORY,
@@ -39,6 +41,7 @@ from models.spec import (
     action_token,
     fit_input,
     history_window,
+    is_char_token,
     preprocess,
 )
 
@@ -56,6 +59,8 @@ def read_metadata(path: str) -> dict[str, str]:
 
 
 def check_metadata(meta: dict[str, str], path: str) -> None:
+    if meta.get("model_format") in [str(f) for f in FORMATS]:
+        meta = {**meta, "model_format": str(MODEL_FORMAT)}  # an older format this runtime still runs
     expected = {
         "model_format": str(MODEL_FORMAT), "schema_version": str(SCHEMA_VERSION),
         "key_vocab_version": str(KEY_VOCAB_VERSION), "grid": f"{GRID.cols}x{GRID.rows}",
@@ -91,7 +96,9 @@ class OnnxPolicy:
         check_metadata(self.meta, path)
         self.outputs = json.loads(self.meta["outputs"])
         self.path = path
+        self.format = int(self.meta["model_format"])
         self.history: list[int] = []
+        self.place = -1  # where it read for the key it just typed (models.spec: the place)
 
     @classmethod
     def cached(cls, path: str, threads: int = 1) -> OnnxPolicy:
@@ -104,12 +111,14 @@ class OnnxPolicy:
     def logits(self, x: np.ndarray, history: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Head logits for a batch of frames; no history means "the episode just began"."""
         if history is None:
-            history = np.zeros((len(x), HISTORY), np.int64)
+            history = history_window([]).repeat(len(x), 0)
+        if self.format == 2:
+            history = history[:, :HISTORY]
         out = self.session.run(self.outputs, {"frames": x, "history": history})
         return dict(zip(self.outputs, out, strict=True))
 
     def reset(self) -> None:
-        self.history = []
+        self.history, self.place = [], -1
 
     # -- the agent loop's Policy protocol ------------------------------------------------------
     def preprocess(self, obs: Observation) -> tuple[np.ndarray, np.ndarray]:
@@ -119,11 +128,14 @@ class OnnxPolicy:
         if frame.shape[0] < 16 or frame.shape[1] < 16:
             raise EmulatorError(f"a {frame.shape[1]}x{frame.shape[0]} viewport is too small to act in")
         rgb = fit_input(frame[..., 2::-1])  # BGRA capture -> RGB at the model's input size
-        return preprocess(rgb), history_window(self.history)
+        return preprocess(rgb), history_window(self.history, self.place)
 
     def act(self, inputs: tuple[np.ndarray, np.ndarray]) -> Action:
-        action = decode({k: v[0] for k, v in self.logits(*inputs).items()})
+        out = {k: v[0] for k, v in self.logits(*inputs).items()}
+        action = decode(out)
         self.history.append(action_token(action))
+        # A typed character keeps the place it was read at; anything else lets go (as in training).
+        self.place = int(np.argmax(out["look"])) if "look" in out and is_char_token(self.history[-1]) else -1
         return action
 
 

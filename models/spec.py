@@ -5,6 +5,7 @@
                                           # coordinates mean the same place before and after)
     x = preprocess(rgb_frames)            # (N, 210, 160, 3) uint8 -> (N, 3, 210, 160) float32
     h = history_token(kind, key, mods)    # one earlier action -> a token of the history input
+    h = history_window(tokens, place)     # -> the model's history input (1, HISTORY_COLS)
     grid.center(cell)                     # pointer cell -> viewport-normalized (x, y)
 
 The pointer is a 40x53 grid over the 160x210 task area: cells of 4 x ~4 px (design: stride <= 4).
@@ -16,7 +17,8 @@ import numpy as np
 
 from emulator.schema import BUTTONS, KEYS, KINDS, MODIFIERS, Kind, PointerGrid
 
-MODEL_FORMAT = 2  # 2: a second input, the history of the model's last actions
+MODEL_FORMAT = 3  # 2: a second input, the history of the model's last actions; 3: + its place in the text
+FORMATS = (2, 3)  # what this runtime runs
 INPUT_W, INPUT_H = 160, 210
 GRID = PointerGrid(cols=40, rows=53)
 HEADS = {  # name -> number of classes
@@ -67,7 +69,22 @@ def action_token(action) -> int:
     return history_token(idx.kind, idx.key, idx.mods)
 
 
-def history_window(tokens: list[int]) -> np.ndarray:
-    """The last HISTORY tokens, left-padded with 0 -> (1, HISTORY) int64."""
+# ... and, like a finger kept on the text, its *place*: the pointer cell where it read for the
+# character it just typed (+1; 0 = none: the last action typed no character, or it read nothing). The next character
+# is one glyph to its right, whatever it just typed: a mistyped key no longer loses the place, and
+# in a password field (only dots) the place is what tells how far along the word it is.
+HISTORY_COLS = HISTORY + 1
+
+
+def history_window(tokens: list[int], place: int = -1) -> np.ndarray:
+    """The last HISTORY tokens, left-padded with 0, and the place (a cell or -1) -> (1, HISTORY_COLS)."""
     last = ([0] * HISTORY + list(tokens))[-HISTORY:]
-    return np.array([last], np.int64)
+    return np.array([[*last, place + 1]], np.int64)
+
+
+_CHAR_KEYS = {i for i, k in enumerate(KEYS) if len(k) == 1 or k == "space"}
+
+
+def is_char_token(token: int) -> bool:
+    """Whether a history token is a key that types a character (the kind of key a place is kept for)."""
+    return token >= 2 and (token - 2) // 2 in _CHAR_KEYS

@@ -28,7 +28,7 @@ from emulator.schema import KINDS, Kind
 from models.data import LOOKS, TARGETS, Samples, load_samples
 from models.export import export, parity
 from models.net import PixelPolicyNet, count_params
-from models.spec import GRID, INPUT_H, INPUT_W, preprocess
+from models.spec import GRID, HISTORY, INPUT_H, INPUT_W, preprocess
 
 COL = {name: i for i, name in enumerate(TARGETS)}
 BUTTON_KINDS = [KINDS.index(k) for k in (Kind.CLICK, Kind.MOUSE_DOWN, Kind.MOUSE_UP)]
@@ -49,6 +49,7 @@ class TrainConfig:
     threads: int = 2
     colors: bool = False  # theme augmentation: random channel order and inversion (workflow fine-tunes)
     shift: bool = False  # content shifted by whole pointer cells, target with it (workflow fine-tunes)
+    exclude: tuple[str, ...] = ()  # recordings whose path matches one of these globs are left out
 
 
 def losses(out: dict[str, torch.Tensor], t: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -101,9 +102,9 @@ def total_loss(parts: dict[str, torch.Tensor]) -> torch.Tensor:
 
 def batch_tensors(s: Samples, index: np.ndarray, rng: np.random.Generator | None = None, colors: bool = False,
                   shift: bool = False):  # fmt: skip
-    frames, targets = s.frames[index], s.targets[index]
+    frames, targets, history = s.frames[index], s.targets[index], s.history[index]
     if rng is not None and shift:
-        frames, targets = shifted(frames, targets, rng)
+        frames, targets, history = shifted(frames, targets, rng, history)
     x = preprocess(frames)
     if rng is not None:  # brightness / contrast jitter: no geometry changes
         n = len(index)
@@ -113,17 +114,18 @@ def batch_tensors(s: Samples, index: np.ndarray, rng: np.random.Generator | None
         if colors:  # another theme: swap colour channels, sometimes invert (dark <-> light)
             for i in range(n):
                 x[i] = x[i, rng.permutation(3)] * (-1.0 if rng.random() < 0.5 else 1.0)
-    return torch.from_numpy(x), torch.from_numpy(s.history[index]), torch.from_numpy(targets)
+    return torch.from_numpy(x), torch.from_numpy(history), torch.from_numpy(targets)
 
 
 SHIFT_CELLS = (12, 6)  # at most this many pointer cells down/up, right/left
 
 
-def shifted(frames: np.ndarray, targets: np.ndarray, rng: np.random.Generator, p: float = 0.8):
+def shifted(frames: np.ndarray, targets: np.ndarray, rng: np.random.Generator, history: np.ndarray,
+            p: float = 0.8):  # fmt: skip
     """Move each frame's content by whole pointer cells (the exposed edge repeats the border) and
-    its pointer target with it: geometry stays honest, and a few demonstrations stop teaching
-    "click at this spot" instead of "click on this thing"."""
-    frames, targets = frames.copy(), targets.copy()
+    its pointer target, looks and place with it: geometry stays honest, and a few demonstrations
+    stop teaching "click at this spot" instead of "click on this thing"."""
+    frames, targets, history = frames.copy(), targets.copy(), history.copy()
     cell_h = INPUT_H / GRID.rows
     for i in range(len(frames)):
         if rng.random() >= p:
@@ -134,8 +136,9 @@ def shifted(frames: np.ndarray, targets: np.ndarray, rng: np.random.Generator, p
             continue  # the target would leave the frame: keep this sample as it is
         for name in ("cell", *LOOKS):  # a look that leaves the frame is dropped
             targets[i, COL[name]] = _moved(targets[i, COL[name]], ky, kx)
+        history[i, HISTORY] = _moved(history[i, HISTORY] - 1, ky, kx) + 1  # the place (cell + 1)
         frames[i] = _shift(frames[i], round(ky * cell_h), kx * (INPUT_W // GRID.cols))
-    return frames, targets
+    return frames, targets, history
 
 
 def _moved(cell: int, ky: int, kx: int) -> int:
@@ -229,7 +232,7 @@ def load_init(path: str) -> dict:
 
 # Parts a checkpoint may lack: they start at zero (models/net.py), so an older model fine-tunes on
 # from exactly what it did.
-ADDED_LATER = ("glances.",)
+ADDED_LATER = ("glances.", "places.", "match_")
 
 
 def init_from(net: PixelPolicyNet, state: dict, path: str) -> None:
@@ -252,7 +255,7 @@ def train(roots: list[str], out: str, init: str | None = None, config: TrainConf
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    data = load_samples(roots, progress=progress)
+    data = load_samples(roots, progress=progress, exclude=cfg.exclude)
     train_s, val_s = split(data, cfg.val_fraction, cfg.seed)
     net = PixelPolicyNet()
     if init:

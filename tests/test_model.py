@@ -19,7 +19,7 @@ from models.data import TARGETS, action_targets, history_of, load_samples, look_
 from models.export import export, parity
 from models.net import PixelPolicyNet
 from models.policy import OnnxPolicy, decode
-from models.spec import GRID, HISTORY, INPUT_H, INPUT_W, history_token
+from models.spec import GRID, HISTORY, HISTORY_COLS, INPUT_H, INPUT_W, history_token, is_char_token
 from models.train import (
     ADDED_LATER,
     TrainConfig,
@@ -50,6 +50,14 @@ def test_samples_hold_the_aligned_frame_and_the_expert_action(demos):
     assert ((cells >= 0) & (cells < GRID.size)).all() and len(set(cells.tolist())) > 5
     again = load_samples([str(demos)], progress=False)  # from the cache
     assert np.array_equal(again.frames, s.frames)
+
+
+def test_exclude_leaves_out_the_recordings_it_names(demos):
+    names = sorted(p.name for p in demos.joinpath("click-test").iterdir())
+    s = load_samples([str(demos)], progress=False, exclude=(f"*/click-test/{names[0]}", f"*/{names[1]}"))
+    assert len(s) == 38
+    with pytest.raises(EmulatorError, match="left no recordings"):
+        load_samples([str(demos)], progress=False, exclude=(f"{demos}/*",))
 
 
 def test_overfit_one_batch(demos):
@@ -99,7 +107,9 @@ def test_shift_augment_moves_the_target_and_the_looks_with_the_content():
     row, col = divmod(target, GRID.cols)
     frames[:, round(row * INPUT_H / GRID.rows) + 1, col * 4 + 1] = 255
     targets = np.array([action_targets(Action.click(*GRID.center(target)), (look, -1))] * 64, np.int64)
-    moved, t = shifted(frames, targets, np.random.default_rng(0), p=1.0)
+    history = np.array([[0, 0, look + 1]] * 64, np.int64)  # the place moves with the content too
+    moved, t, h = shifted(frames, targets, np.random.default_rng(0), history, p=1.0)
+    assert (h[:, HISTORY] - 1 == t[:, TARGETS.index("look")]).all()
     cells, looks = t[:, TARGETS.index("cell")], t[:, TARGETS.index("look")]
     assert len(set(cells.tolist())) > 10 and (looks == -1).any() and (looks >= 0).any()
     for img, cell, lk in zip(moved, cells, looks, strict=True):
@@ -112,7 +122,7 @@ def test_shift_augment_moves_the_target_and_the_looks_with_the_content():
 
 
 def test_an_older_checkpoint_fine_tunes_on_from_what_it_did():
-    """A checkpoint from before the glances loads: the new parts start at zero, so every head
+    """A checkpoint from before the glances (and the place and match parts) loads: the new parts start at zero, so every head
     says exactly what it said; a checkpoint of another shape is refused in one line."""
     torch.manual_seed(0)
     old = PixelPolicyNet().eval()
@@ -124,8 +134,9 @@ def test_an_older_checkpoint_fine_tunes_on_from_what_it_did():
     init_from(new, state, "old.pt")
     with torch.no_grad():
         x, h = torch.rand(2, 3, INPUT_H, INPUT_W) - 0.5, torch.zeros(2, HISTORY, dtype=torch.int64)
-        for p in old.glances.parameters():  # what "not there" does
-            p.data.zero_()
+        for name, p in old.named_parameters():  # what "not there" does
+            if name.startswith(ADDED_LATER):
+                p.data.zero_()
         a, b = old(x, h), new(x, h)
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
     state["stem.0.weight"] = torch.zeros(8, 3, 4, 4)
@@ -163,8 +174,22 @@ def test_history_is_what_was_just_typed():
     assert tokens[0] != history_token(*(getattr(Action(Kind.KEY, key="a").to_index(GRID), n)
                                         for n in ("kind", "key", "mods")))  # shift matters  # fmt: skip
     h = history_of(_targets(click, big_a, g, click))
-    assert h.shape == (4, HISTORY)
-    assert h.tolist() == [[0, 0], [0, 1], [1, tokens[0]], tokens]
+    assert h.shape == (4, HISTORY_COLS)
+    assert h[:, :HISTORY].tolist() == [[0, 0], [0, 1], [1, tokens[0]], tokens]
+
+
+def test_the_place_is_where_the_last_typed_character_was_read():
+    """The history's place: the look of the previous action when it typed a character; none after
+    a click, a wait or Backspace, or where that key read nothing."""
+    looks = [(50, -1), (50, -1), (52, 50), (-1, -1), (60, 52), (-1, -1)]
+    actions = [Action(Kind.CLICK, 0.5, 0.5), Action.press("a"), Action.press("b"), Action.press("backspace"),
+               Action.press("b"), Action.press("c")]  # fmt: skip
+    targets = np.array([action_targets(a, lk) for a, lk in zip(actions, looks, strict=True)], np.int64)
+    places = history_of(targets)[:, HISTORY] - 1
+    assert places.tolist() == [-1, -1, 50, 52, -1, 60]
+    waited = [[], [actions[0].to_json()], [actions[1].to_json()], [Action.wait(0.05).to_json()]] + [[]] * 2
+    places = history_of(targets, waited)[:, HISTORY] - 1
+    assert places.tolist() == [-1, -1, 50, -1, -1, -1]  # DAgger: what the policy did decides
 
 
 def test_policy_remembers_its_episode(tmp_path):
@@ -173,8 +198,9 @@ def test_policy_remembers_its_episode(tmp_path):
     frame = np.zeros((INPUT_H, INPUT_W, 4), np.uint8)
     for step in range(3):
         _, h = policy.preprocess(Observation(frame, None, False, 0.0, step))
-        assert h.shape == (1, HISTORY) and (h[0, HISTORY - min(step, HISTORY) :] > 0).all()
+        assert h.shape == (1, HISTORY_COLS) and (h[0, HISTORY - min(step, HISTORY) : HISTORY] > 0).all()
         policy.act((_, h))
+        assert (policy.place >= 0) == is_char_token(policy.history[-1])  # kept only after typing a character
     assert len(policy.history) == 3
     _, h = policy.preprocess(Observation(frame, None, False, 0.0, 0))  # a new episode
     assert policy.history == [] and (h == 0).all()
@@ -253,4 +279,4 @@ def test_dagger_records_expert_labels_for_the_states_the_model_visits(tmp_path):
     s = load_samples([str(out)], progress=False)  # failed episodes still teach: the labels are the expert's
     typed_a = history_token(KINDS.index(Kind.KEY), KEYS.index("a"), 0)
     assert len(s) >= 6 and (s.targets[:, 0] == KINDS.index(Kind.CLICK)).all()
-    assert s.history[:, -1].tolist().count(typed_a) == len(s) - 2  # all but each episode's first
+    assert s.history[:, HISTORY - 1].tolist().count(typed_a) == len(s) - 2  # all but each episode's first
