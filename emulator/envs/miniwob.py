@@ -158,7 +158,7 @@ class MiniWoBWorld:
         """Close what an agent's keys opened over the task page (ctrl+h: a History window, ctrl+n,
         ctrl+t ...) and bring back the task page if it navigated away (alt+left), so one wild key
         cannot spoil every later episode of this worker (it did: a model's ctrl+h covered the
-        page, and 100 DAgger episodes recorded Chromium's History)."""
+        page, and 142 DAgger episodes recorded Chromium's History)."""
         main = self._main_window
         for handle in self.web.window_handles:
             if handle != main:
