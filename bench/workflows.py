@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -82,6 +83,7 @@ def bench_app(name: str, out: Path, demos: int, trials: int, minutes: float, see
     from models.train import TrainConfig, train
 
     rng = random.Random(seed)
+    shutil.rmtree(out / "demos", ignore_errors=True)  # a rerun records afresh (the bench's own folder)
     out.mkdir(parents=True, exist_ok=True)
     with VirtualDisplay(*SCREEN) as display:
         recorded = [record_demo(display.name, Instance.random(name, rng, SCREEN), out / "demos" / f"{i:02d}", rng)
