@@ -37,7 +37,6 @@ from models.spec import (
     HISTORY,
     INPUT_H,
     INPUT_W,
-    MODEL_FORMAT,
     action_token,
     fit_input,
     history_window,
@@ -59,10 +58,13 @@ def read_metadata(path: str) -> dict[str, str]:
 
 
 def check_metadata(meta: dict[str, str], path: str) -> None:
-    if meta.get("model_format") in [str(f) for f in FORMATS]:
-        meta = {**meta, "model_format": str(MODEL_FORMAT)}  # an older format this runtime still runs
+    if meta.get("model_format") not in [str(f) for f in FORMATS]:
+        raise EmulatorError(
+            f"{path}: model model_format is {meta.get('model_format')!r}, this runtime runs "
+            f"{' or '.join(map(repr, map(str, FORMATS)))}; retrain or update"
+        )
     expected = {
-        "model_format": str(MODEL_FORMAT), "schema_version": str(SCHEMA_VERSION),
+        "schema_version": str(SCHEMA_VERSION),
         "key_vocab_version": str(KEY_VOCAB_VERSION), "grid": f"{GRID.cols}x{GRID.rows}",
         "input": f"{INPUT_W}x{INPUT_H}",
     }  # fmt: skip

@@ -208,6 +208,7 @@ def test_policy_remembers_its_episode(tmp_path):
 
 @pytest.mark.parametrize("key, value, words", [
     ("schema_version", "99", "schema_version"), ("keys", '["a", "b"]', "key vocabulary"), ("grid", "10x10", "grid"),
+    ("model_format", "1", "model_format"),
 ])  # fmt: skip
 def test_mismatched_models_are_refused(tmp_path, key, value, words):
     path = export(PixelPolicyNet().eval(), str(tmp_path / "m.onnx"))
