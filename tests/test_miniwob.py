@@ -140,6 +140,9 @@ def test_expert_reads_the_glyph_it_types_and_the_label_it_clicks(world, tmp_path
     px, py = int(click["x"] * TASK_W), int(click["y"] * TASK_H)
     patch = frame[py - 3 : py + 4, px - 2 : px + 3].reshape(-1, 3)
     assert py > 50 and any(b > 150 and r < 100 for r, g, b in patch), (px, py)
+    world.reset("click-link", 7)  # the same instance: the click is at the link's first letter
+    link = next(e for e in query(world, "#area .alink") if e["text"] == world.fields()["target"])
+    assert link["x"] <= px < link["x"] + 8 < link["x"] + link["w"], (px, link)
 
 
 def test_a_window_opened_by_a_wild_key_is_closed_before_the_next_episode(world):
