@@ -1,4 +1,4 @@
-"""The vision-action network: one frame in, every head's logits out. Small (~0.5 M parameters)
+"""The vision-action network: one frame in, every head's logits out. Small (~1.3 M parameters)
 and cheap (~150 M multiply-adds): it downsamples at once and spends its depth at low resolution.
 
     net = PixelPolicyNet()
@@ -21,6 +21,7 @@ Layout:
   place     each read's scores get a learned bias around the place: the cell read for the
             character just typed (the next one is a glyph to its right; the one to check, there)
   glance    after each read, the pixels of the 3x3 cells where it attended, into [CLS]
+  glyph     ... and a small CNN on the 12x20 px around its most attended cell (the glyph itself)
   heads     [CLS] -> kind, button, double, key, mods, scroll
             pointer: stage-1, -2 and -3 features at stride 4, and how much each cell looks like
             where the first read attended (cosine similarity of stage-1 features: the named word's
@@ -140,6 +141,48 @@ class Glance(nn.Module):
         return self.mlp(seen.reshape(n, -1))
 
 
+class GlyphReader(nn.Module):
+    """A sharp look where a read attended: the 12 x 20 px around its most attended cell (the glyph,
+    its neighbours and the line's height, which tells s from S) through a small CNN into [CLS]. A
+    Glance sees an attention-blend of shifted patches and an MLP must learn each shift apart; the
+    convolutions see one patch and are the same at every shift. The patch is picked by argmax, so
+    it teaches nothing about where to look (the look targets do). Last layer zero at first."""
+
+    ROWS, COLS = 1, 2  # the patch: cells within +-1 row and +-2 columns
+
+    def __init__(self, c_out: int, rows: int, cols: int, ch: int = 32):
+        super().__init__()
+        self.rows, self.cols = rows, cols
+        steps = [(i, j) for i in range(-self.ROWS, self.ROWS + 1) for j in range(-self.COLS, self.COLS + 1)]
+        self.register_buffer("row_steps", torch.tensor([[i for i, _ in steps]]), persistent=False)
+        self.register_buffer("col_steps", torch.tensor([[j for _, j in steps]]), persistent=False)
+        self.cnn = nn.Sequential(
+            nn.Conv2d(3, ch, 3, padding=1), nn.GELU(), nn.Conv2d(ch, ch, 3, stride=2, padding=1), nn.GELU(),
+            nn.Conv2d(ch, ch, 3, padding=1), nn.GELU(), nn.Flatten(),
+        )  # fmt: skip
+        self.out = nn.Sequential(nn.LayerNorm(ch * 6 * 10), nn.Linear(ch * 6 * 10, c_out))
+        nn.init.zeros_(self.out[-1].weight)
+        nn.init.zeros_(self.out[-1].bias)
+
+    def forward(self, pixels: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        """pixels (N, 48, rows * cols): each cell's 4x4 RGB (pixel_unshuffle), scores (N, rows * cols)
+        -> (N, c_out)."""
+        return self.out(self.cnn(self.patch(pixels, scores)))
+
+    def patch(self, pixels: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        """-> (N, 3, 12, 20): the frame around the top-scoring cell (zeros beyond the grid). A gather
+        of the 15 cells' pixels: a handful of ONNX ops (shifted one-hot maps took 30 slices)."""
+        n, dr, dc = scores.shape[0], self.ROWS, self.COLS
+        top = scores.argmax(-1, keepdim=True)  # N, 1
+        rows = torch.div(top, self.cols, rounding_mode="floor") + self.row_steps
+        cols = top % self.cols + self.col_steps  # N, 15 each
+        inside = ((rows >= 0) & (rows < self.rows) & (cols >= 0) & (cols < self.cols)).to(pixels.dtype)
+        cells = rows.clamp(0, self.rows - 1) * self.cols + cols.clamp(0, self.cols - 1)
+        seen = pixels.gather(2, cells[:, None].expand(-1, pixels.shape[1], -1)) * inside[:, None]
+        h, w = 2 * dr + 1, 2 * dc + 1  # seen: N, 48 (rgb, y, x), 15 (row, col)
+        return seen.view(n, 3, 4, 4, h, w).permute(0, 1, 4, 2, 5, 3).reshape(n, 3, 4 * h, 4 * w)
+
+
 class PixelPolicyNet(nn.Module):
     def __init__(self, dims: tuple[int, int, int] = (32, 64, 96), layers: int = 2, heads: int = 4):
         super().__init__()
@@ -165,6 +208,7 @@ class PixelPolicyNet(nn.Module):
         self.reads = nn.ModuleList([Read(c3, 4, 16), Read(c3, 4, 16)])
         self.glances = nn.ModuleList([Glance(3 * 16, c3, self.rows, self.cols) for _ in self.reads])
         self.places = nn.ModuleList([Place(4, self.rows, self.cols) for _ in self.reads])
+        self.glyphs = nn.ModuleList([GlyphReader(c3, self.rows, self.cols) for _ in self.reads])
         self.read_norm = nn.LayerNorm(c3)
         # ("head_" prefix: a module named "double" would shadow nn.Module.double)
         self.global_heads = nn.ModuleDict(
@@ -210,9 +254,9 @@ class PixelPolicyNet(nn.Module):
         pixels = F.pixel_unshuffle(x, 4).flatten(2)  # N, 48, 2120: each 4x4 cell's pixels
         looks = []
         offsets = self.places[0].offsets(place)
-        for read, glance, keep in zip(self.reads, self.glances, self.places, strict=True):
+        for read, glance, keep, glyph in zip(self.reads, self.glances, self.places, self.glyphs, strict=True):
             cls, look = read(cls, k, v, keep(offsets))
-            cls = cls + glance(pixels, look)
+            cls = cls + glance(pixels, look) + glyph(pixels, look)
             looks.append(look)
         cls = self.read_norm(cls)
         out = {name.removeprefix("head_"): head(cls) for name, head in self.global_heads.items()}

@@ -232,7 +232,7 @@ def load_init(path: str) -> dict:
 
 # Parts a checkpoint may lack: they start at zero (models/net.py), so an older model fine-tunes on
 # from exactly what it did.
-ADDED_LATER = ("glances.", "places.", "match_")
+ADDED_LATER = ("glances.", "places.", "match_", "glyphs.")
 
 
 def init_from(net: PixelPolicyNet, state: dict, path: str) -> None:

@@ -17,7 +17,7 @@ from emulator.envs.experts import click_on, query
 from emulator.envs.gym_env import MiniWoBEnv
 from emulator.envs.miniwob import SUITE, TASK_H, TASK_W, MiniWoBWorld
 from emulator.loop import FunctionPolicy
-from emulator.schema import Action, Rect
+from emulator.schema import Action, Kind, Rect
 from recorder.reader import Recording
 
 
@@ -111,7 +111,8 @@ def test_collected_episodes_hold_exactly_what_the_expert_did(tmp_path):
 def test_expert_reads_the_glyph_it_types_and_the_label_it_clicks(world, tmp_path):
     """The looks recorded with a demonstration point at the instruction's characters: one per
     key typed, in reading order along the quoted word, each on dark glyph pixels of the yellow
-    box, the second read on the character typed just before (checking it); a click on a
+    box, the second read on the character typed just before (checking it) and, once the word is
+    typed, on the closing quote after it; a click on a
     labelled target reads the label's first letter and clicks the page's copy of it."""
     run_episode(world, "enter-text", 7, record_to=str(tmp_path / "enter"))
     with Recording(tmp_path / "enter") as rec:
@@ -125,6 +126,9 @@ def test_expert_reads_the_glyph_it_types_and_the_label_it_clicks(world, tmp_path
     typed = [look for look in looks if look[1] is not None][1:]
     checks = zip(typed, typed[1:], strict=False)
     assert typed[0][3] is None and all(now[3:] == before[1:3] for before, now in checks)
+    # The word done, the submit click's second read checks that it ends: the glyph right after.
+    _, x, y, x2, y2 = looks[-1]
+    assert x is None and 0 < (x2 - typed[-1][1]) * TASK_W < 9 and abs(y2 - typed[-1][2]) * TASK_H < 2
     for _, x, y in keyed:
         px, py = int(x * TASK_W), int(y * TASK_H)
         assert py < 50  # inside the instruction
@@ -206,6 +210,36 @@ def test_expert_types_through_a_password_and_retypes_it_whole_when_wrong(world):
     assert keys[rest:rest + 2] == [("a", ("ctrl",)), ("backspace", ())]  # fmt: skip
     assert "backspace" not in [k for k, _ in keys[:rest]] and len(keys) == rest + 2 + len(target)
     assert query(world, "#password")[0]["value"] == target and steps[-1].kind == "click"
+
+
+def test_expert_lets_go_of_a_press_that_missed_the_boxes_and_grabs_again(world):
+    """A model's press on bare page while DAgger labels its states: moving on would drag nothing
+    for ever, so the expert's label is to release, then to grab a box and finish the drag."""
+    from emulator.envs.experts import expert_action
+
+    world.reset("drag-box", 3)
+    boxes = query(world, "#draggableSmall") + query(world, "#draggableLarge")
+    spot = next((x, y) for y in range(60, TASK_H - 20, 6) for x in range(6, TASK_W - 6, 6)
+                if all(b["x"] - 4 > x or x > b["x"] + b["w"] + 4 or b["y"] - 4 > y or y > b["y"] + b["h"] + 4
+                       for b in boxes) and world.js(
+                    "const w = document.getElementById('wrap').getBoundingClientRect();"
+                    "const e = document.elementFromPoint(w.left + arguments[0], w.top + arguments[1]);"
+                    "return e && e.closest('#draggable') !== null;", x, y))  # fmt: skip
+    world.driver.execute(Action(Kind.MOUSE_DOWN, (spot[0] + 0.5) / TASK_W, (spot[1] + 0.5) / TASK_H))
+    world.driver.execute(Action.move((spot[0] + 8.5) / TASK_W, (spot[1] + 0.5) / TASK_H))
+    time.sleep(0.1)
+    first = expert_action(world, world.fields())
+    assert first.kind == "mouse_up"
+    kinds = [first.kind]
+    world.driver.execute(first)
+    for _ in range(40):
+        time.sleep(0.05)
+        if world.status().done:
+            break
+        action = expert_action(world, world.fields())
+        kinds.append(action.kind)
+        world.driver.execute(action)
+    assert world.status().success and kinds[1] == "mouse_down" and "move" in kinds
 
 
 def test_eval_random_runs_and_reports(tmp_path):

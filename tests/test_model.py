@@ -17,7 +17,7 @@ from emulator.loop import Observation
 from emulator.schema import KINDS, Action, Kind
 from models.data import TARGETS, action_targets, history_of, load_samples, look_cells
 from models.export import export, parity
-from models.net import PixelPolicyNet
+from models.net import GlyphReader, PixelPolicyNet
 from models.policy import OnnxPolicy, decode
 from models.spec import GRID, HISTORY, HISTORY_COLS, INPUT_H, INPUT_W, history_token, is_char_token
 from models.train import (
@@ -119,6 +119,20 @@ def test_shift_augment_moves_the_target_and_the_looks_with_the_content():
             assert divmod(int(lk), GRID.cols)[0] - divmod(look, GRID.cols)[0] == r - row
             assert divmod(int(lk), GRID.cols)[1] - divmod(look, GRID.cols)[1] == c - col
     assert (t[:, TARGETS.index("look2")] == -1).all()
+
+
+def test_the_glyph_reader_sees_the_frame_around_the_cell_read():
+    """Its patch is the 12x20 px of the frame around the most attended cell, pixel for pixel (a
+    wrong reshape would scramble the glyph), zeros where it runs off the grid."""
+    reader = GlyphReader(8, GRID.rows, GRID.cols)
+    x = torch.rand(2, 3, GRID.rows * 4, GRID.cols * 4)
+    pixels = torch.nn.functional.pixel_unshuffle(x, 4).flatten(2)
+    scores = torch.randn(2, GRID.size)
+    scores[0, 10 * GRID.cols + 17] = 9.0  # row 10, col 17
+    scores[1, 0] = 9.0  # the top-left corner
+    patch = reader.patch(pixels, scores)
+    assert torch.equal(patch[0], x[0, :, 36:48, 60:80])
+    assert torch.equal(patch[1, :, 4:, 8:], x[1, :, :8, :12]) and patch[1, :, :4].abs().sum() == 0
 
 
 def test_an_older_checkpoint_fine_tunes_on_from_what_it_did():

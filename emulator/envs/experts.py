@@ -76,7 +76,8 @@ return null;
 
 def read_at(world: MiniWoBWorld, text: str, index: int = 0, slot: int = 0) -> None:
     """Note that this decision reads character `index` of `text` where the instruction shows it
-    (a quoted occurrence first, else one at a word start); nothing if it is not there. Slot 1 is
+    (a quoted occurrence first, else one at a word start; index len(text) is the glyph after it, a
+    closing quote); nothing if it is not there. Slot 1 is
     a second place read for the same decision (grid-coordinate's y after its x)."""
     memo = world.episode_memo
     if "glyphs" not in memo:
@@ -87,7 +88,7 @@ def read_at(world: MiniWoBWorld, text: str, index: int = 0, slot: int = 0) -> No
     if at < 0:
         at = next((m.start() for m in re.finditer(re.escape(text), shown)
                    if m.start() == 0 or not shown[m.start() - 1].isalnum()), -1) if text else -1  # fmt: skip
-    if at >= 0 and 0 <= index < len(text):
+    if at >= 0 and 0 <= index <= len(text) and at + index < len(glyphs):  # len(text): the glyph after it
         _, x, y = glyphs[at + index]
         memo["looks"][slot] = (min(max(x, 0.0), TASK_W - 1.0), min(max(y, 0.0), TASK_H - 1.0))
 
@@ -157,6 +158,8 @@ def type_into(world: MiniWoBWorld, field: dict, wanted: str) -> Action | None:
     """The next step to make `field` hold `wanted`, or None when it does."""
     value = field["value"] or ""
     if value == wanted:
+        if field["focused"]:  # the second read checks that the word ends here (its closing quote)
+            read_at(world, wanted, len(wanted), slot=1)
         return None
     if not field["focused"]:
         read_at(world, wanted)
@@ -281,6 +284,14 @@ def click_collapsible(world, f):
     return _click_first(world, "#subbtn")
 
 
+_DRAGGING = """
+const d = document.querySelector('.ui-draggable-dragging'); if (d) return d.id;
+const wrap = document.getElementById('wrap').getBoundingClientRect();
+const at = document.elementFromPoint(wrap.left + arguments[0] + 0.5, wrap.top + arguments[1] + 0.5);
+return at && at.id.startsWith('draggable') && at.id !== 'draggable' ? at.id : null;
+"""
+
+
 def drag_box(world, f):
     """drag-box counts the small box as inside when 0 < small - large < 30 px on both axes (CSS
     top/left). Grab the small box on a visible part; if the large one covers it entirely, drag
@@ -292,19 +303,20 @@ def drag_box(world, f):
     inside = all(2 < d < 28 for d in rel)
     _, _, held = world.screen.pointer()
     px, py = _pointer_in_area(world)
-    memo = world.episode_memo
     if not held:
         if inside:
             return _click_first(world, "#subbtn")
         point = hit_point(world, small) or hit_point(world, large)
         if point is None:
             return WAIT
-        memo["grabbed"] = point[2]
         grab = click_at(point[0], point[1])
         return Action(Kind.MOUSE_DOWN, grab.x, grab.y)
-    if inside:
+    # What is dragged is the page's word (jQuery UI marks it once the pointer moves; before that,
+    # the box under the pointer), not what the grab meant: a press that missed both is let go.
+    dragging = world.js(_DRAGGING, px, py)
+    if inside or dragging is None:
         return Action(Kind.MOUSE_UP, (px + 0.5) / TASK_W, (py + 0.5) / TASK_H)
-    sign = 1 if memo.get("grabbed") == "small" else -1
+    sign = 1 if dragging == "draggableSmall" else -1
     dx, dy = sign * (15 - rel[0]), sign * (15 - rel[1])  # move so that rel becomes (15, 15)
     k = min(1.0, DRAG_STEP / max(abs(dx), abs(dy), 1e-9))
     x, y = min(max(px + dx * k, 0), TASK_W - 1), min(max(py + dy * k, 0), TASK_H - 1)
