@@ -34,7 +34,7 @@ from models.spec import (
     fit_input,
     history_token,
     history_window,
-    is_char_token,
+    place_kind,
 )
 from recorder.dataset import INFO, read_json
 from recorder.reader import Recording
@@ -70,7 +70,9 @@ def history_of(targets: np.ndarray, context: list | None = None) -> np.ndarray:
     the tokens of the actions before it in the recording, or, where the recording's labels are
     only some of what happened (DAgger, the app's corrections), of its `label_context`: the schema
     JSON of the actions done before each; then the place, the cell read for the character typed
-    just before (the previous label's look, when that action typed a character)."""
+    (or, after a Backspace, now last) just before: the previous label's look, when that action was
+    of the same sort as the label (a character for a character, a Backspace for a Backspace; a
+    DAgger label of another sort read for something else)."""
     col = {name: i for i, name in enumerate(TARGETS)}
     own = [history_token(int(t[col["kind"]]), int(t[col["key"]]), int(t[col["mods"]])) for t in targets]
     if context is not None and len(context) == len(targets):
@@ -79,8 +81,9 @@ def history_of(targets: np.ndarray, context: list | None = None) -> np.ndarray:
         windows = [own[:i] for i in range(len(targets))]
     rows = []
     for i, before in enumerate(windows):
-        typed = i > 0 and bool(before) and is_char_token(before[-1])
-        place = int(targets[i - 1, col["look"]]) if typed else -1
+        kept = i > 0 and bool(before) and place_kind(before[-1]) > 0
+        kept = kept and place_kind(before[-1]) == place_kind(own[i - 1])
+        place = int(targets[i - 1, col["look"]]) if kept else -1
         rows.append(history_window(before, place)[0])
     return np.array(rows, np.int64).reshape(-1, HISTORY_COLS)
 

@@ -40,7 +40,7 @@ from models.spec import (
     action_token,
     fit_input,
     history_window,
-    is_char_token,
+    keeps_place,
     preprocess,
 )
 
@@ -100,7 +100,7 @@ class OnnxPolicy:
         self.path = path
         self.format = int(self.meta["model_format"])
         self.history: list[int] = []
-        self.place = -1  # where it read for the key it just typed (models.spec: the place)
+        self.place = -1  # where it read for the key it just pressed (models.spec: the place)
 
     @classmethod
     def cached(cls, path: str, threads: int = 1) -> OnnxPolicy:
@@ -136,8 +136,9 @@ class OnnxPolicy:
         out = {k: v[0] for k, v in self.logits(*inputs).items()}
         action = decode(out)
         self.history.append(action_token(action))
-        # A typed character keeps the place it was read at; anything else lets go (as in training).
-        self.place = int(np.argmax(out["look"])) if "look" in out and is_char_token(self.history[-1]) else -1
+        # A typed character (and, format 4, a Backspace) keeps the place it read; anything else lets go.
+        kept = "look" in out and keeps_place(self.history[-1], self.format)
+        self.place = int(np.argmax(out["look"])) if kept else -1
         return action
 
 

@@ -17,8 +17,9 @@ import numpy as np
 
 from emulator.schema import BUTTONS, KEYS, KINDS, MODIFIERS, Kind, PointerGrid
 
-MODEL_FORMAT = 3  # 2: a second input, the history of the model's last actions; 3: + its place in the text
-FORMATS = (2, 3)  # what this runtime runs
+MODEL_FORMAT = 4  # 2: a second input, the history of the model's last actions; 3: + its place in the
+# text, kept after a typed character; 4: kept after a Backspace too (one glyph left)
+FORMATS = (2, 3, 4)  # what this runtime runs
 INPUT_W, INPUT_H = 160, 210
 GRID = PointerGrid(cols=40, rows=53)
 HEADS = {  # name -> number of classes
@@ -70,9 +71,10 @@ def action_token(action) -> int:
 
 
 # ... and, like a finger kept on the text, its *place*: the pointer cell where it read for the
-# character it just typed (+1; 0 = none: the last action typed no character, or it read nothing). The next character
-# is one glyph to its right, whatever it just typed: a mistyped key no longer loses the place, and
-# in a password field (only dots) the place is what tells how far along the word it is.
+# character it just typed, or, after a Backspace, for the one now last (+1; 0 = none: the last
+# action was neither, or it read nothing). The next character is one glyph to its right, whatever
+# it just typed: a mistyped key no longer loses the place, nor does its correction, and in a
+# password field (only dots) the place is what tells how far along the word it is.
 HISTORY_COLS = HISTORY + 1
 
 
@@ -83,8 +85,21 @@ def history_window(tokens: list[int], place: int = -1) -> np.ndarray:
 
 
 _CHAR_KEYS = {i for i, k in enumerate(KEYS) if len(k) == 1 or k == "space"}
+_BACKSPACE = KEYS.index("backspace")
 
 
 def is_char_token(token: int) -> bool:
-    """Whether a history token is a key that types a character (the kind of key a place is kept for)."""
+    """Whether a history token is a key that types a character."""
     return token >= 2 and (token - 2) // 2 in _CHAR_KEYS
+
+
+def keeps_place(token: int, model_format: int = MODEL_FORMAT) -> bool:
+    """Whether the place is kept after this action: after a typed character (the cell it was read
+    at), and from format 4 after a Backspace (the cell of the character now last: the expert reads
+    it for that decision), so a correction does not lose the place in the word."""
+    return is_char_token(token) or (model_format >= 4 and token >= 2 and (token - 2) // 2 == _BACKSPACE)
+
+
+def place_kind(token: int) -> int:
+    """0 for an action that keeps no place, 1 a typed character, 2 a Backspace."""
+    return 1 if is_char_token(token) else 2 if keeps_place(token) else 0

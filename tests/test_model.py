@@ -19,7 +19,7 @@ from models.data import TARGETS, action_targets, history_of, load_samples, look_
 from models.export import export, parity
 from models.net import GlyphReader, PixelPolicyNet
 from models.policy import OnnxPolicy, decode
-from models.spec import GRID, HISTORY, HISTORY_COLS, INPUT_H, INPUT_W, history_token, is_char_token
+from models.spec import GRID, HISTORY, HISTORY_COLS, INPUT_H, INPUT_W, history_token, keeps_place
 from models.train import (
     ADDED_LATER,
     TrainConfig,
@@ -193,17 +193,20 @@ def test_history_is_what_was_just_typed():
 
 
 def test_the_place_is_where_the_last_typed_character_was_read():
-    """The history's place: the look of the previous action when it typed a character; none after
-    a click, a wait or Backspace, or where that key read nothing."""
-    looks = [(50, -1), (50, -1), (52, 50), (-1, -1), (60, 52), (-1, -1)]
+    """The history's place: the look of the previous action when it typed a character or pressed
+    Backspace (the character now last); none after a click or a wait, or where that key read
+    nothing (ctrl+a). In DAgger the policy's action decides, and a label of another sort (it typed,
+    the expert would have deleted) read for something else: no place."""
+    looks = [(50, -1), (50, -1), (52, 50), (50, 52), (52, 50), (-1, -1), (60, -1)]
     actions = [Action(Kind.CLICK, 0.5, 0.5), Action.press("a"), Action.press("b"), Action.press("backspace"),
-               Action.press("b"), Action.press("c")]  # fmt: skip
+               Action.press("b"), Action.press("a", ("ctrl",)), Action.press("c")]  # fmt: skip
     targets = np.array([action_targets(a, lk) for a, lk in zip(actions, looks, strict=True)], np.int64)
     places = history_of(targets)[:, HISTORY] - 1
-    assert places.tolist() == [-1, -1, 50, 52, -1, 60]
-    waited = [[], [actions[0].to_json()], [actions[1].to_json()], [Action.wait(0.05).to_json()]] + [[]] * 2
-    places = history_of(targets, waited)[:, HISTORY] - 1
-    assert places.tolist() == [-1, -1, 50, -1, -1, -1]  # DAgger: what the policy did decides
+    assert places.tolist() == [-1, -1, 50, 52, 50, 52, -1]
+    did = [Action.wait(0.05), actions[1], Action.press("x"), Action.press("x"), actions[3], actions[5]]
+    context = [[]] + [[a.to_json()] for a in did]
+    places = history_of(targets, context)[:, HISTORY] - 1
+    assert places.tolist() == [-1, -1, 50, 52, -1, -1, -1]
 
 
 def test_policy_remembers_its_episode(tmp_path):
@@ -214,7 +217,9 @@ def test_policy_remembers_its_episode(tmp_path):
         _, h = policy.preprocess(Observation(frame, None, False, 0.0, step))
         assert h.shape == (1, HISTORY_COLS) and (h[0, HISTORY - min(step, HISTORY) : HISTORY] > 0).all()
         policy.act((_, h))
-        assert (policy.place >= 0) == is_char_token(policy.history[-1])  # kept only after typing a character
+        assert (policy.place >= 0) == keeps_place(
+            policy.history[-1]
+        )  # kept only after a character or Backspace
     assert len(policy.history) == 3
     _, h = policy.preprocess(Observation(frame, None, False, 0.0, 0))  # a new episode
     assert policy.history == [] and (h == 0).all()

@@ -164,17 +164,15 @@ def type_into(world: MiniWoBWorld, field: dict, wanted: str) -> Action | None:
     if not field["focused"]:
         read_at(world, wanted)
         return click_on(field)
-    if value:  # the second read checks the last character typed (a password field hides it)
+    if value:  # the second read checks the last character typed
         read_at(world, wanted, len(value) - 1, slot=1)
-    hidden = field.get("type") == "password"
-    if wanted.startswith(value) or (hidden and len(value) < len(wanted)):
-        # A field that shows only dots is typed through, as a person types a password, and
-        # cleared and retyped whole if it is wrong at the end: the frequent decision (the next
-        # character) then needs no check of what is hidden.
+    if wanted.startswith(value):
         read_at(world, wanted, len(value))
         return Action.press(*char_to_key(wanted[len(value)]))
-    if hidden and not field.get("selected"):
-        return Action.press("a", ("ctrl",))
+    # A wrong character goes at once, also in a password field: what was typed last is the model's
+    # own history and the check read's glyph, not the dots, so a full field is a right one. The
+    # read is at the character left last (the place after this key: the next one is to its right).
+    read_at(world, wanted, len(value) - 2)
     return Action.press("backspace")
 
 
