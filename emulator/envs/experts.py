@@ -37,7 +37,6 @@ return Array.from(document.querySelectorAll(arguments[0])).map(e => {
   return {x: r.left - wrap.left, y: r.top - wrap.top, w: r.width, h: r.height,
           text: (e.textContent || '').trim(), value: e.value === undefined ? null : e.value,
           checked: !!e.checked, focused: document.activeElement === e, id: e.id, type: e.type || null,
-          selected: e.selectionStart === 0 && e.selectionEnd > 0 && e.selectionEnd === (e.value || '').length,
           data: Object.assign({}, e.dataset), fill: e.getAttribute('fill'),
           size: parseFloat(e.getAttribute('font-size') || e.getAttribute('width') || (2 * e.getAttribute('r')) || 0),
           tag: e.tagName.toLowerCase(), visible: s.display !== 'none' && s.visibility !== 'hidden' && r.width > 0};
@@ -127,9 +126,9 @@ def click_on(el: dict, avoid: list[dict] = ()) -> Action:
     return click_at(cx, cy)
 
 
-def hit_point(world: MiniWoBWorld, el: dict) -> tuple[int, int, str] | None:
+def hit_point(world: MiniWoBWorld, el: dict) -> tuple[int, int] | None:
     """A pixel where a click would land on `el` itself (the browser's own hit test, so boxes on
-    top of it count), nearest its centre; with the element's id minus its prefix."""
+    top of it count), nearest its centre."""
     found = world.js(
         "const [id, x0, y0, w, h] = arguments; const wrap = document.getElementById('wrap').getBoundingClientRect();"
         "const el = document.getElementById(id); let best = null, bestD = 1e9;"
@@ -144,7 +143,7 @@ def hit_point(world: MiniWoBWorld, el: dict) -> tuple[int, int, str] | None:
         el["w"],
         el["h"],
     )
-    return None if found is None else (found[0], found[1], el["id"].removeprefix("draggable").lower())
+    return None if found is None else (found[0], found[1])
 
 
 def _outside(el: dict, x: float, y: float) -> float:
