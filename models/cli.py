@@ -30,7 +30,7 @@ def cmd_train(args) -> int:
     cfg = TrainConfig(
         epochs=None if args.minutes else (args.epochs or 30), minutes=args.minutes, batch=args.batch, lr=args.lr,
         seed=args.seed, threads=args.threads, colors=args.color_augment, shift=args.shift_augment,
-        val_fraction=0.0 if args.no_validation else 0.1, exclude=tuple(args.exclude),
+        val_fraction=0.0 if args.no_validation else 0.1, exclude=tuple(args.exclude), glyphs=args.glyphs,
     )  # fmt: skip
     summary = train(args.data, args.out, init=args.init, config=cfg, progress=not args.json)
     if args.json:
@@ -122,6 +122,10 @@ def add_commands(sub, display_arg, viewport_args) -> None:
     p.add_argument(
         "--exclude", action="append", default=[], metavar="GLOB",
         help="leave out recordings whose path matches (repeatable), e.g. 'data/suite/click-link/*'",
+    )  # fmt: skip
+    p.add_argument(
+        "--glyphs", metavar="NPZ",
+        help="glyph sheets (emulator glyphs): the glyph readers also learn to name every glyph on them",
     )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the summary as JSON, no progress bar")
     p.add_argument("--overfit-test", action="store_true", help="self-test: fit one batch to ~zero loss")

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from emulator.errors import EmulatorError
 from emulator.schema import Action
 from models.spec import (
+    GLYPH_CLASSES,
     GRID,
     HISTORY_COLS,
     INPUT_H,
@@ -86,6 +87,47 @@ def history_of(targets: np.ndarray, context: list | None = None) -> np.ndarray:
         place = int(targets[i - 1, col["look"]]) if kept else -1
         rows.append(history_window(before, place)[0])
     return np.array(rows, np.int64).reshape(-1, HISTORY_COLS)
+
+
+@dataclass
+class GlyphSheets:
+    """Labelled glyphs (emulator/envs/glyphs.py) as the glyph readers see them."""
+
+    patches: object  # torch (M, 3, 12, 20) float16, models.net.glyph_patches
+    classes: np.ndarray  # (M,) 2 * key + shift
+    frames: np.ndarray  # (M,) which sheet each came from (validation holds out whole sheets)
+    images: np.ndarray  # (F, 210, 160, 3) uint8 the sheets
+    cell_names: np.ndarray  # (F, cells) each cell's class, NO_GLYPH far from any glyph, -100 near one
+
+
+NO_GLYPH = GLYPH_CLASSES  # the name map's last class
+
+
+def cell_names(glyphs: np.ndarray, sheets: int) -> np.ndarray:
+    """(M, 3) rows (sheet, cell, class) -> (sheets, cells) the name map's targets: a glyph's class at
+    the cell of its centre, NO_GLYPH where no glyph's centre is within a cell, ignored (-100) between."""
+    near = np.zeros((sheets, GRID.rows + 2, GRID.cols + 2), bool)
+    r, c = glyphs[:, 1] // GRID.cols, glyphs[:, 1] % GRID.cols
+    for dr in (0, 1, 2):
+        for dc in (0, 1, 2):
+            near[glyphs[:, 0], r + dr, c + dc] = True
+    out = np.where(near[:, 1:-1, 1:-1], -100, NO_GLYPH).reshape(sheets, -1).astype(np.int64)
+    out[glyphs[:, 0], glyphs[:, 1]] = glyphs[:, 2]
+    return out
+
+
+def load_glyph_sheets(path: str) -> GlyphSheets:
+    from models.net import glyph_patches
+
+    try:
+        z = np.load(path, allow_pickle=False)
+        frames, glyphs = z["frames"], z["glyphs"]
+    except (OSError, KeyError, ValueError) as e:
+        raise EmulatorError(f"--glyphs {path}: not a glyph sheet file ({e})") from None
+    if not len(glyphs):
+        raise EmulatorError(f"--glyphs {path}: holds no glyphs")
+    return GlyphSheets(glyph_patches(frames, glyphs[:, 1], glyphs[:, 0]), glyphs[:, 2], glyphs[:, 0], frames,
+                       cell_names(glyphs, len(frames)))  # fmt: skip
 
 
 def find_recordings(roots: list[str], exclude: tuple[str, ...] = ()) -> list[Path]:

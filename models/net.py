@@ -1,5 +1,5 @@
-"""The vision-action network: one frame in, every head's logits out. Small (~1.3 M parameters)
-and cheap (~150 M multiply-adds): it downsamples at once and spends its depth at low resolution.
+"""The vision-action network: one frame in, every head's logits out. Small (~1.9 M parameters)
+and cheap (~165 M multiply-adds): it downsamples at once and spends its depth at low resolution.
 
     net = PixelPolicyNet()
     logits = net(x, h)         # x (N, 3, 210, 160) from models.spec.preprocess, h (N, HISTORY_COLS)
@@ -21,22 +21,25 @@ Layout:
   place     each read's scores get a learned bias around the place: the cell read for the
             character just typed (the next one is a glyph to its right; the one to check, there)
   glance    after each read, the pixels of the 3x3 cells where it attended, into [CLS]
-  glyph     ... and a small CNN on the 12x20 px around its most attended cell (the glyph itself)
+  glyph     ... and a small CNN on the 12x20 px around its most attended cell (the glyph itself),
+            which also names it (the key that types it; taught on glyph sheets), into [CLS]
   heads     [CLS] -> kind, button, double, key, mods, scroll
             pointer: stage-1, -2 and -3 features at stride 4, and how much each cell looks like
             where the first read attended (cosine similarity of stage-1 features: the named word's
-            copy on the page), modulated by [CLS] -> one logit per cell
+            copy on the page) and how likely it shows the glyph the glyph reader named there (a
+            name map over every cell), modulated by [CLS] -> one logit per cell
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.spec import GRID, HEADS, HISTORY, HISTORY_VOCAB, INPUT_H, INPUT_W
+from models.spec import GLYPH_CLASSES, GRID, HEADS, HISTORY, HISTORY_VOCAB, INPUT_H, INPUT_W
 
 
 class Block(nn.Module):
@@ -146,7 +149,11 @@ class GlyphReader(nn.Module):
     its neighbours and the line's height, which tells s from S) through a small CNN into [CLS]. A
     Glance sees an attention-blend of shifted patches and an MLP must learn each shift apart; the
     convolutions see one patch and are the same at every shift. The patch is picked by argmax, so
-    it teaches nothing about where to look (the look targets do). Last layer zero at first."""
+    it teaches nothing about where to look (the look targets do). Its features also *name* the
+    glyph (`name`: which key types it, taught on glyph sheets, emulator/envs/glyphs.py, where every
+    glyph is labelled), and that reading enters [CLS] too (`spell`): typing a random password is
+    then "type what the glyph reader says", not a guess from the word so far. Last layers zero at
+    first."""
 
     ROWS, COLS = 1, 2  # the patch: cells within +-1 row and +-2 columns
 
@@ -161,19 +168,27 @@ class GlyphReader(nn.Module):
             nn.Conv2d(ch, ch, 3, padding=1), nn.GELU(), nn.Flatten(),
         )  # fmt: skip
         self.out = nn.Sequential(nn.LayerNorm(ch * 6 * 10), nn.Linear(ch * 6 * 10, c_out))
-        nn.init.zeros_(self.out[-1].weight)
-        nn.init.zeros_(self.out[-1].bias)
+        self.name = nn.Linear(ch * 6 * 10, GLYPH_CLASSES)
+        self.spell = nn.Linear(GLYPH_CLASSES, c_out)
+        for layer in (self.out[-1], self.spell):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
 
     def forward(self, pixels: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         """pixels (N, 48, rows * cols): each cell's 4x4 RGB (pixel_unshuffle), scores (N, rows * cols)
-        -> (N, c_out)."""
-        return self.out(self.cnn(self.patch(pixels, scores)))
+        -> (N, c_out) into [CLS], and the glyph's name (N, GLYPH_CLASSES) probabilities."""
+        seen = self.out[0](self.cnn(self.patch(pixels, scores.argmax(-1, keepdim=True))))
+        named = torch.softmax(self.name(seen), -1)
+        return self.out[1](seen) + self.spell(named), named
 
-    def patch(self, pixels: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        """-> (N, 3, 12, 20): the frame around the top-scoring cell (zeros beyond the grid). A gather
-        of the 15 cells' pixels: a handful of ONNX ops (shifted one-hot maps took 30 slices)."""
-        n, dr, dc = scores.shape[0], self.ROWS, self.COLS
-        top = scores.argmax(-1, keepdim=True)  # N, 1
+    def classify(self, patches: torch.Tensor) -> torch.Tensor:
+        """patches (N, 3, 12, 20) from `patch` -> the glyph's name logits (N, GLYPH_CLASSES)."""
+        return self.name(self.out[0](self.cnn(patches)))
+
+    def patch(self, pixels: torch.Tensor, top: torch.Tensor) -> torch.Tensor:
+        """top (N, 1) a cell -> (N, 3, 12, 20): the frame around it (zeros beyond the grid). A
+        gather of the 15 cells' pixels: a handful of ONNX ops (shifted one-hot maps took 30 slices)."""
+        n, dr, dc = top.shape[0], self.ROWS, self.COLS
         rows = torch.div(top, self.cols, rounding_mode="floor") + self.row_steps
         cols = top % self.cols + self.col_steps  # N, 15 each
         inside = ((rows >= 0) & (rows < self.rows) & (cols >= 0) & (cols < self.cols)).to(pixels.dtype)
@@ -226,6 +241,10 @@ class PixelPolicyNet(nn.Module):
         # features along a learned direction, zero at first (an older model says what it said).
         self.match_proj = nn.Conv2d(c1, 32, 1)
         self.match_in = nn.Parameter(torch.zeros(1, p, 1))
+        # Every cell's glyph named (taught on glyph sheets; the last class: no glyph near), and how
+        # much each cell shows the glyph the first read named, in along a learned direction (zero).
+        self.match_names = nn.Conv2d(c1, GLYPH_CLASSES + 1, 1)
+        self.match_names_in = nn.Parameter(torch.zeros(1, p, 1))
         self.point_out = nn.Parameter(torch.randn(p) * 0.05)
         self.point_bias = nn.Parameter(torch.zeros(1))
         nn.init.normal_(self.pos, std=0.02)
@@ -233,13 +252,22 @@ class PixelPolicyNet(nn.Module):
         nn.init.normal_(self.read_row, std=0.02)
         nn.init.normal_(self.read_col, std=0.02)
 
+    def features1(self, x: torch.Tensor) -> torch.Tensor:
+        """x (N, 3, 210, 160) -> the stage-1 features (N, c1, 53, 40), padded to the grid."""
+        x = F.pad(x, (0, self.cols * 4 - INPUT_W, 0, self.rows * 4 - INPUT_H), value=-0.5)
+        return self.stage1(self.stem(x))
+
+    def name_cells(self, x: torch.Tensor) -> torch.Tensor:
+        """x (N, 3, 210, 160) -> every cell's glyph name logits (N, GLYPH_CLASSES + 1, 2120)."""
+        return self.match_names(self.features1(x)).flatten(2)
+
     def forward(self, x: torch.Tensor, history: torch.Tensor) -> dict[str, torch.Tensor]:
         n = x.shape[0]
         # history: HISTORY action tokens, then the place (cell + 1; 0 none; absent in format 2)
         place = history[:, HISTORY] - 1 if history.shape[1] > HISTORY else torch.full_like(history[:, 0], -1)
         # Pad 210 -> 212 rows so the stride-4 grid is exactly 53 x 40.
+        f1 = self.features1(x)  # 53 x 40
         x = F.pad(x, (0, self.cols * 4 - INPUT_W, 0, self.rows * 4 - INPUT_H), value=-0.5)
-        f1 = self.stage1(self.stem(x))  # 53 x 40
         f2 = self.stage2(self.down2(F.pad(f1, (0, self.cols % 2, 0, self.rows % 2))))  # 27 x 20
         f3 = self.stage3(self.down3(F.pad(f2, (0, f2.shape[3] % 2, 0, f2.shape[2] % 2))))  # 14 x 10
         cls = (
@@ -252,12 +280,14 @@ class PixelPolicyNet(nn.Module):
         k, v = kv[:, 0], kv[:, 1]
         cls = tokens[:, 0]
         pixels = F.pixel_unshuffle(x, 4).flatten(2)  # N, 48, 2120: each 4x4 cell's pixels
-        looks = []
+        looks, names = [], []
         offsets = self.places[0].offsets(place)
         for read, glance, keep, glyph in zip(self.reads, self.glances, self.places, self.glyphs, strict=True):
             cls, look = read(cls, k, v, keep(offsets))
-            cls = cls + glance(pixels, look) + glyph(pixels, look)
+            spelt, named = glyph(pixels, look)
+            cls = cls + glance(pixels, look) + spelt
             looks.append(look)
+            names.append(named)
         cls = self.read_norm(cls)
         out = {name.removeprefix("head_"): head(cls) for name, head in self.global_heads.items()}
         out["look"], out["look2"] = looks  # each read's first head: taught where the expert read
@@ -269,6 +299,11 @@ class PixelPolicyNet(nn.Module):
         template = F.normalize(z @ torch.softmax(looks[0], dim=-1)[:, :, None], dim=1)  # N, 32, 1
         similar = template.transpose(1, 2) @ z  # N, 1, 2120: how much each cell looks like it
         feat = feat + (self.match_in @ similar).view(n, -1, self.rows, self.cols)
+        # ... and by name: how likely each cell shows the glyph the first read named (whatever its
+        # size, weight and colour there: a link's text is larger than the instruction's).
+        page = torch.softmax(self.match_names(f1).flatten(2), 1)[:, :GLYPH_CLASSES]  # N, classes, 2120
+        same = names[0][:, None] @ page  # N, 1, 2120
+        feat = feat + (self.match_names_in @ same).view(n, -1, self.rows, self.cols)
         scale, shift = self.point_film(cls)[:, :, None, None].chunk(2, dim=1)
         feat = F.relu(feat * (1 + scale) + shift)
         # One output channel: a weighted channel sum as one matmul (a 1x1 conv with one filter is
@@ -276,6 +311,22 @@ class PixelPolicyNet(nn.Module):
         cell = self.point_out.view(1, 1, -1) @ feat.flatten(2)  # N, 1, 53 * 40
         out["cell"] = cell.view(n, -1) + self.point_bias  # row-major like PointerGrid
         return out
+
+
+def glyph_patches(
+    frames: np.ndarray, cells: np.ndarray, frame_of: np.ndarray, batch: int = 256
+) -> torch.Tensor:
+    """What a GlyphReader sees when it reads `cells` (M,) of `frames` (N, 210, 160, 3) uint8 (glyph
+    `i` on frame `frame_of[i]`) -> (M, 3, 12, 20) float16 patches, preprocessed and padded exactly
+    as in forward (training its `name` on glyph sheets)."""
+    reader = GlyphReader(1, GRID.rows, GRID.cols)
+    out = []
+    for i in range(0, len(cells), batch):
+        x = torch.from_numpy(frames[frame_of[i : i + batch]]).permute(0, 3, 1, 2).float() / 255.0 - 0.5
+        x = F.pad(x, (0, GRID.cols * 4 - INPUT_W, 0, GRID.rows * 4 - INPUT_H), value=-0.5)
+        top = torch.from_numpy(cells[i : i + batch]).long()[:, None]
+        out.append(reader.patch(F.pixel_unshuffle(x, 4).flatten(2), top).half())
+    return torch.cat(out) if out else torch.zeros(0, 3, 12, 20, dtype=torch.float16)
 
 
 def count_params(net: nn.Module) -> int:

@@ -26,6 +26,7 @@ HEADS = {  # name -> number of classes
     "kind": len(KINDS), "cell": GRID.size, "button": len(BUTTONS), "double": 2,
     "key": len(KEYS), "mods": 2 ** len(MODIFIERS), "scroll": 3,
 }  # fmt: skip
+GLYPH_CLASSES = 2 * len(KEYS)  # a glyph's name: 2 * key index + shift (its history token less 2)
 PREPROCESS = "rgb uint8 HWC -> float32 NCHW, x / 255 - 0.5"
 
 

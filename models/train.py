@@ -25,16 +25,18 @@ from tqdm import tqdm
 
 from emulator.errors import EmulatorError
 from emulator.schema import KINDS, Kind
-from models.data import LOOKS, TARGETS, Samples, load_samples
+from models.data import LOOKS, TARGETS, GlyphSheets, Samples, load_glyph_sheets, load_samples
 from models.export import export, parity
 from models.net import PixelPolicyNet, count_params
-from models.spec import GRID, HISTORY, INPUT_H, INPUT_W, preprocess
+from models.spec import GLYPH_CLASSES, GRID, HISTORY, INPUT_H, INPUT_W, preprocess
 
 COL = {name: i for i, name in enumerate(TARGETS)}
 BUTTON_KINDS = [KINDS.index(k) for k in (Kind.CLICK, Kind.MOUSE_DOWN, Kind.MOUSE_UP)]
 SMALL_DATA_BATCH = 16
 WEIGHTS = {"kind": 1.0, "cell": 1.0, "key": 1.0, "button": 0.3, "double": 0.3, "mods": 0.5, "scroll": 0.3,
-           "look": 0.5, "look2": 0.5}  # fmt: skip
+           "look": 0.5, "look2": 0.5, "glyph": 1.0, "names": 1.0}  # fmt: skip
+GLYPH_BATCH = 256  # labelled glyphs per step (--glyphs): cheap, a 12x20 patch each
+SHEET_BATCH = 8  # whole sheets per step for the name map (--glyphs): ~100 glyphs each
 
 
 @dataclass
@@ -50,6 +52,7 @@ class TrainConfig:
     colors: bool = False  # theme augmentation: random channel order and inversion (workflow fine-tunes)
     shift: bool = False  # content shifted by whole pointer cells, target with it (workflow fine-tunes)
     exclude: tuple[str, ...] = ()  # recordings whose path matches one of these globs are left out
+    glyphs: str | None = None  # glyph sheets (emulator glyphs): the glyph readers also learn to name glyphs
 
 
 def losses(out: dict[str, torch.Tensor], t: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -94,6 +97,40 @@ def cell_loss(logits: torch.Tensor, target: torch.Tensor, sigma_cells: float = 1
     idx = r.clamp(0, GRID.rows - 1) * GRID.cols + c.clamp(0, GRID.cols - 1)
     # KL divergence rather than cross-entropy: the same gradient, and 0 at a perfect fit.
     return (w * (torch.log(w.clamp_min(1e-12)) - logp.gather(1, idx))).sum(1).mean()
+
+
+def glyph_loss(
+    net: PixelPolicyNet, sheets: GlyphSheets, index: np.ndarray, rng: np.random.Generator | None = None
+):
+    """Cross-entropy of every glyph reader naming the glyphs `index` of `sheets` -> (loss, accuracy)."""
+    x = sheets.patches[torch.from_numpy(index)].float()
+    if rng is not None:  # the same brightness / contrast jitter as the frames
+        n = len(index)
+        x = x * torch.from_numpy(rng.uniform(0.9, 1.1, (n, 1, 1, 1)).astype(np.float32))
+        x = x + torch.from_numpy(rng.uniform(-0.05, 0.05, (n, 1, 1, 1)).astype(np.float32))
+    y = torch.from_numpy(sheets.classes[index])
+    logits = [reader.classify(x) for reader in net.glyphs]
+    loss = sum(F.cross_entropy(lg, y) for lg in logits) / len(logits)
+    return loss, float((logits[0].argmax(1) == y).float().mean())
+
+
+def name_map_loss(
+    net: PixelPolicyNet, sheets: GlyphSheets, index: np.ndarray, rng: np.random.Generator | None = None
+):
+    """Cross-entropy of the name map on whole sheets `index` (each glyph's cell, and no-glyph cells)
+    -> (loss, accuracy at the glyphs' cells)."""
+    x = preprocess(sheets.images[index])
+    if rng is not None:
+        n = len(index)
+        x = x * rng.uniform(0.9, 1.1, (n, 1, 1, 1)).astype(np.float32) + rng.uniform(
+            -0.05, 0.05, (n, 1, 1, 1)
+        ).astype(np.float32)
+    y = torch.from_numpy(sheets.cell_names[index])
+    logits = net.name_cells(torch.from_numpy(x))
+    at_glyph = (y >= 0) & (y < GLYPH_CLASSES)
+    return F.cross_entropy(logits, y, ignore_index=-100), float(
+        (logits.argmax(1) == y)[at_glyph].float().mean()
+    )
 
 
 def total_loss(parts: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -198,6 +235,22 @@ def evaluate(net, s: Samples, batch: int = 256) -> dict[str, float]:
     }
 
 
+@torch.no_grad()
+def glyph_accuracy(
+    net: PixelPolicyNet, sheets: GlyphSheets, index: np.ndarray, batch: int = 4096
+) -> dict[str, float]:
+    """How often the first glyph reader, and the name map, name a held-out sheet glyph right."""
+    net.eval()
+    right = sum(glyph_loss(net, sheets, index[i : i + batch])[1] * len(index[i : i + batch])
+                for i in range(0, len(index), batch))  # fmt: skip
+    held_out = np.arange(0, len(sheets.images), 10)[:64]
+    names = np.mean(
+        [name_map_loss(net, sheets, held_out[i : i + 16])[1] for i in range(0, len(held_out), 16)]
+    )
+    net.train()
+    return {"glyph": right / max(len(index), 1), "names": float(names)}
+
+
 def split(s: Samples, fraction: float, seed: int) -> tuple[Samples, Samples]:
     """Hold out whole episodes (about `fraction` of them) for validation."""
     episodes = np.unique(s.episodes)
@@ -257,6 +310,10 @@ def train(roots: list[str], out: str, init: str | None = None, config: TrainConf
     started = time.monotonic()
     data = load_samples(roots, progress=progress, exclude=cfg.exclude)
     train_s, val_s = split(data, cfg.val_fraction, cfg.seed)
+    sheets = load_glyph_sheets(cfg.glyphs) if cfg.glyphs else None
+    glyphs_val = np.where(sheets.frames % 10 == 0)[0] if sheets else None
+    glyphs_train = np.where(sheets.frames % 10 != 0)[0] if sheets else None
+    sheets_train = np.array([i for i in range(len(sheets.images)) if i % 10]) if sheets else None
     net = PixelPolicyNet()
     if init:
         init_from(net, load_init(init), init)
@@ -299,6 +356,9 @@ def train(roots: list[str], out: str, init: str | None = None, config: TrainConf
         index = rng.choice(len(train_s), size=batch, p=weights)
         x, h, t = batch_tensors(train_s, index, rng, cfg.colors, cfg.shift)
         parts = losses(net(x, h), t)
+        if sheets is not None:
+            parts["glyph"] = glyph_loss(net, sheets, rng.choice(glyphs_train, size=GLYPH_BATCH), rng)[0]
+            parts["names"] = name_map_loss(net, sheets, rng.choice(sheets_train, size=SHEET_BATCH), rng)[0]
         loss = total_loss(parts)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -311,6 +371,8 @@ def train(roots: list[str], out: str, init: str | None = None, config: TrainConf
         bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.1e}")
         if step % steps_per_epoch == 0 or (total is not None and step >= total):
             metrics = evaluate(net, val_s) if len(val_s) else {}
+            if sheets is not None:
+                metrics.update(glyph_accuracy(net, sheets, glyphs_val))
             history.append({"step": step, "train_loss": loss, **{f"val_{k}": v for k, v in metrics.items()}})
             bar.set_postfix(loss=f"{loss:.3f}", val_action=f"{metrics.get('action', float('nan')):.3f}")
             torch.save({"fingerprint": fingerprint, "model": net.state_dict(), "opt": opt.state_dict(), "step": step,
@@ -318,6 +380,8 @@ def train(roots: list[str], out: str, init: str | None = None, config: TrainConf
     bar.close()
     train_seconds = time.monotonic() - t_train
     final = evaluate(net, val_s) if len(val_s) else {}
+    if sheets is not None:
+        final.update(glyph_accuracy(net, sheets, glyphs_val))
     per_task = {}
     for tid, name in enumerate(val_s.task_names):
         index = np.where(val_s.tasks == tid)[0]

@@ -1,7 +1,8 @@
-"""The benchmark world's subcommands of `emulator`: collect and eval.
+"""The benchmark world's subcommands of `emulator`: collect, eval and glyphs.
 
 emulator collect --tasks suite --episodes 50 --out data/suite [--workers 2]
 emulator eval --policy expert --tasks suite --episodes 20 [--json] [--report out/eval]
+emulator glyphs --out data/glyphs.npz [--sheets 2000]
 """
 
 from __future__ import annotations
@@ -95,3 +96,7 @@ def add_commands(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the result as one JSON line, no progress bar")
     p.add_argument("--report", metavar="DIR", help="write report.md and a per-task chart here")
     p.set_defaults(fn=cmd_eval)
+
+    from emulator.envs.glyphs import add_command as glyphs_command
+
+    glyphs_command(sub)
