@@ -42,6 +42,11 @@ from torch import nn
 from models.spec import GLYPH_CLASSES, GRID, HEADS, HISTORY, HISTORY_VOCAB, INPUT_H, INPUT_W
 
 
+def pad_to_grid(x: torch.Tensor) -> torch.Tensor:
+    """(N, 3, 210, 160) -> (N, 3, 212, 160): the stride-4 grid is then exactly 53 x 40."""
+    return F.pad(x, (0, GRID.cols * 4 - INPUT_W, 0, GRID.rows * 4 - INPUT_H), value=-0.5)
+
+
 class Block(nn.Module):
     """Residual 3x3 conv + BatchNorm + ReLU. Dense 3x3 convolutions train 2x faster on this CPU
     than depthwise-separable ones of a fraction of the multiply-adds (oneDNN's depthwise backward
@@ -252,22 +257,16 @@ class PixelPolicyNet(nn.Module):
         nn.init.normal_(self.read_row, std=0.02)
         nn.init.normal_(self.read_col, std=0.02)
 
-    def features1(self, x: torch.Tensor) -> torch.Tensor:
-        """x (N, 3, 210, 160) -> the stage-1 features (N, c1, 53, 40), padded to the grid."""
-        x = F.pad(x, (0, self.cols * 4 - INPUT_W, 0, self.rows * 4 - INPUT_H), value=-0.5)
-        return self.stage1(self.stem(x))
-
     def name_cells(self, x: torch.Tensor) -> torch.Tensor:
         """x (N, 3, 210, 160) -> every cell's glyph name logits (N, GLYPH_CLASSES + 1, 2120)."""
-        return self.match_names(self.features1(x)).flatten(2)
+        return self.match_names(self.stage1(self.stem(pad_to_grid(x)))).flatten(2)
 
     def forward(self, x: torch.Tensor, history: torch.Tensor) -> dict[str, torch.Tensor]:
         n = x.shape[0]
         # history: HISTORY action tokens, then the place (cell + 1; 0 none; absent in format 2)
         place = history[:, HISTORY] - 1 if history.shape[1] > HISTORY else torch.full_like(history[:, 0], -1)
-        # Pad 210 -> 212 rows so the stride-4 grid is exactly 53 x 40.
-        f1 = self.features1(x)  # 53 x 40
-        x = F.pad(x, (0, self.cols * 4 - INPUT_W, 0, self.rows * 4 - INPUT_H), value=-0.5)
+        x = pad_to_grid(x)
+        f1 = self.stage1(self.stem(x))  # 53 x 40
         f2 = self.stage2(self.down2(F.pad(f1, (0, self.cols % 2, 0, self.rows % 2))))  # 27 x 20
         f3 = self.stage3(self.down3(F.pad(f2, (0, f2.shape[3] % 2, 0, f2.shape[2] % 2))))  # 14 x 10
         cls = (
@@ -322,8 +321,9 @@ def glyph_patches(
     reader = GlyphReader(1, GRID.rows, GRID.cols)
     out = []
     for i in range(0, len(cells), batch):
-        x = torch.from_numpy(frames[frame_of[i : i + batch]]).permute(0, 3, 1, 2).float() / 255.0 - 0.5
-        x = F.pad(x, (0, GRID.cols * 4 - INPUT_W, 0, GRID.rows * 4 - INPUT_H), value=-0.5)
+        x = pad_to_grid(
+            torch.from_numpy(frames[frame_of[i : i + batch]]).permute(0, 3, 1, 2).float() / 255.0 - 0.5
+        )
         top = torch.from_numpy(cells[i : i + batch]).long()[:, None]
         out.append(reader.patch(F.pixel_unshuffle(x, 4).flatten(2), top).half())
     return torch.cat(out) if out else torch.zeros(0, 3, 12, 20, dtype=torch.float16)

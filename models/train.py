@@ -99,15 +99,21 @@ def cell_loss(logits: torch.Tensor, target: torch.Tensor, sigma_cells: float = 1
     return (w * (torch.log(w.clamp_min(1e-12)) - logp.gather(1, idx))).sum(1).mean()
 
 
+def jitter(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Brightness / contrast jitter per image of a preprocessed batch: no geometry changes."""
+    n = len(x)
+    contrast = rng.uniform(0.9, 1.1, (n, 1, 1, 1)).astype(np.float32)
+    bright = rng.uniform(-0.05, 0.05, (n, 1, 1, 1)).astype(np.float32)
+    return x * contrast + bright
+
+
 def glyph_loss(
     net: PixelPolicyNet, sheets: GlyphSheets, index: np.ndarray, rng: np.random.Generator | None = None
 ):
     """Cross-entropy of every glyph reader naming the glyphs `index` of `sheets` -> (loss, accuracy)."""
     x = sheets.patches[torch.from_numpy(index)].float()
-    if rng is not None:  # the same brightness / contrast jitter as the frames
-        n = len(index)
-        x = x * torch.from_numpy(rng.uniform(0.9, 1.1, (n, 1, 1, 1)).astype(np.float32))
-        x = x + torch.from_numpy(rng.uniform(-0.05, 0.05, (n, 1, 1, 1)).astype(np.float32))
+    if rng is not None:
+        x = torch.from_numpy(jitter(x.numpy(), rng))
     y = torch.from_numpy(sheets.classes[index])
     logits = [reader.classify(x) for reader in net.glyphs]
     loss = sum(F.cross_entropy(lg, y) for lg in logits) / len(logits)
@@ -121,10 +127,7 @@ def name_map_loss(
     -> (loss, accuracy at the glyphs' cells)."""
     x = preprocess(sheets.images[index])
     if rng is not None:
-        n = len(index)
-        x = x * rng.uniform(0.9, 1.1, (n, 1, 1, 1)).astype(np.float32) + rng.uniform(
-            -0.05, 0.05, (n, 1, 1, 1)
-        ).astype(np.float32)
+        x = jitter(x, rng)
     y = torch.from_numpy(sheets.cell_names[index])
     logits = net.name_cells(torch.from_numpy(x))
     at_glyph = (y >= 0) & (y < GLYPH_CLASSES)
@@ -143,11 +146,9 @@ def batch_tensors(s: Samples, index: np.ndarray, rng: np.random.Generator | None
     if rng is not None and shift:
         frames, targets, history = shifted(frames, targets, rng, history)
     x = preprocess(frames)
-    if rng is not None:  # brightness / contrast jitter: no geometry changes
+    if rng is not None:
+        x = jitter(x, rng)
         n = len(index)
-        contrast = rng.uniform(0.9, 1.1, (n, 1, 1, 1)).astype(np.float32)
-        bright = rng.uniform(-0.05, 0.05, (n, 1, 1, 1)).astype(np.float32)
-        x = x * contrast + bright
         if colors:  # another theme: swap colour channels, sometimes invert (dark <-> light)
             for i in range(n):
                 x[i] = x[i, rng.permutation(3)] * (-1.0 if rng.random() < 0.5 else 1.0)
