@@ -6,7 +6,9 @@ check against the torch model.
 
 Inputs: "frames" (1, 3, 210, 160) float32 and "history" (1, HISTORY_COLS) int64: the last
 actions' tokens and the place (models.spec). Outputs: each head's logits, then "look" (the first
-read's attention logits: the runtime keeps its place from it). The batch is fixed at one decision: onnxruntime then folds away the shape arithmetic (~0.7 ms).
+read's attention logits: the runtime keeps its place from it), and for a model taught to name
+glyphs (trained with --glyphs, or fine-tuned from one) "name": the first read's glyph name
+probabilities, which the runtime weighs into the key it types (models.policy.decode). The batch is fixed at one decision: onnxruntime then folds away the shape arithmetic (~0.7 ms).
 
 Metadata (ONNX metadata_props): model_format, schema_version, key_vocab_version, keys (JSON),
 grid "40x53", input "160x210", preprocess, outputs (head order), training (JSON summary).
@@ -35,19 +37,20 @@ from models.spec import (
 )
 
 OUTPUTS = (*HEADS, "look")  # the order of the ONNX outputs: the heads, then where the first read looked
+NAMED = (*OUTPUTS, "name")  # ... then the first read's glyph name, where the readers were taught names
 
 
 class _Tupled(torch.nn.Module):
-    def __init__(self, net):
+    def __init__(self, net, outputs):
         super().__init__()
-        self.net = net
+        self.net, self.outputs = net, outputs
 
     def forward(self, frames, history):
         out = self.net(frames, history)
-        return tuple(out[name] for name in OUTPUTS)
+        return tuple(out[name] for name in self.outputs)
 
 
-def metadata(training: dict | None = None) -> dict[str, str]:
+def metadata(training: dict | None = None, outputs: tuple[str, ...] = OUTPUTS) -> dict[str, str]:
     return {
         "model_format": str(MODEL_FORMAT),
         "schema_version": str(SCHEMA_VERSION),
@@ -56,16 +59,22 @@ def metadata(training: dict | None = None) -> dict[str, str]:
         "grid": f"{GRID.cols}x{GRID.rows}",
         "input": f"{INPUT_W}x{INPUT_H}",
         "preprocess": PREPROCESS,
-        "outputs": json.dumps(list(OUTPUTS)),
+        "outputs": json.dumps(list(outputs)),
         "training": json.dumps(training or {}),
     }
 
 
 def export(
-    net: torch.nn.Module, path: str, training: dict | None = None, checkpoint: dict | None = None
+    net: torch.nn.Module,
+    path: str,
+    training: dict | None = None,
+    checkpoint: dict | None = None,
+    names: bool = False,
 ) -> Path:
+    """names: the glyph readers were taught to name glyphs, so "name" is an output worth weighing."""
     import onnx
 
+    outputs = NAMED if names else OUTPUTS
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     net = net.eval()
@@ -74,17 +83,19 @@ def export(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's constant-folding chatter
         torch.onnx.export(
-            _Tupled(net), dummy, str(tmp), input_names=["frames", "history"], output_names=list(OUTPUTS),
+            _Tupled(net, outputs), dummy, str(tmp), input_names=["frames", "history"], output_names=list(outputs),
             opset_version=17,
             dynamo=False,
         )  # fmt: skip
     model = onnx.load(str(tmp))
-    for key, value in metadata(training).items():
+    for key, value in metadata(training, outputs).items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(model, str(path))
     tmp.unlink()
-    torch.save(checkpoint or {"model": net.state_dict()}, path.with_suffix(".pt"))
+    torch.save(
+        {**(checkpoint or {"model": net.state_dict()}), "names_taught": names}, path.with_suffix(".pt")
+    )
     return path
 
 
@@ -99,9 +110,10 @@ def parity(net: torch.nn.Module, path: str, n: int = 4, seed: int = 0) -> float:
     with torch.no_grad():
         ref = net.eval()(torch.from_numpy(x), torch.from_numpy(h))
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    outputs = [o.name for o in sess.get_outputs()]
     worst = 0.0
     for i in range(n):
-        got = sess.run(list(OUTPUTS), {"frames": x[i : i + 1], "history": h[i : i + 1]})
-        for name, g in zip(OUTPUTS, got, strict=True):
+        got = sess.run(outputs, {"frames": x[i : i + 1], "history": h[i : i + 1]})
+        for name, g in zip(outputs, got, strict=True):
             worst = max(worst, float(np.abs(ref[name][i : i + 1].numpy() - g).max()))
     return worst

@@ -290,6 +290,7 @@ class PixelPolicyNet(nn.Module):
         cls = self.read_norm(cls)
         out = {name.removeprefix("head_"): head(cls) for name, head in self.global_heads.items()}
         out["look"], out["look2"] = looks  # each read's first head: taught where the expert read
+        out["name"] = names[0]  # what the first read's glyph is (the key typing it, and Shift)
         ctx3 = tokens[:, 1:].transpose(1, 2).reshape(n, -1, self.h3, self.w3)
         up2 = F.interpolate(self.point2(f2), scale_factor=2, mode="nearest")[:, :, : self.rows, : self.cols]
         up3 = F.interpolate(self.point3(ctx3), scale_factor=4, mode="nearest")[:, :, : self.rows, : self.cols]

@@ -16,6 +16,7 @@ keys, pointer grid, input size) is refused with one clear error.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,8 @@ from emulator.loop import Observation
 from emulator.schema import (
     KEY_VOCAB_VERSION,
     KEYS,
+    KINDS,
+    MODIFIERS,
     SCHEMA_VERSION,
     Action,
     ActionIndex,
@@ -45,6 +48,7 @@ from models.spec import (
 )
 
 WAIT_S = 0.05
+_KEY_KIND = KINDS.index(Kind.KEY)
 
 
 def read_metadata(path: str) -> dict[str, str]:
@@ -142,9 +146,33 @@ class OnnxPolicy:
         return action
 
 
+CHAR_KEYS = np.array([i for i, k in enumerate(KEYS) if len(k) == 1])  # keys that type one glyph
+_SHIFT = 1 << MODIFIERS.index("shift")
+NAME_MARGIN = 3.0  # ~ln 20: the name chooses among characters at least 1/20 as likely as the heads' best
+
+
+def typed_glyph(logits: dict[str, np.ndarray]) -> tuple[int, int]:
+    """The character key and Shift most likely on both counts: the key and modifier heads, and
+    the glyph reader's name for what the first read sees (a product of the two; teacher-forced on
+    held-out typing this types the right character more often than either alone)."""
+    key = logits["key"][CHAR_KEYS] - np.logaddexp.reduce(logits["key"])
+    mods = logits["mods"][[0, _SHIFT]] - np.logaddexp.reduce(logits["mods"])
+    heads = key[:, None] + mods[None, :]
+    name = np.log(logits["name"].reshape(-1, 2)[CHAR_KEYS] + 1e-6)
+    # Only what the heads find plausible: where the reader reads nothing it knows (a workflow app
+    # with no instruction to read), its name is noise and must not outvote a sure head.
+    name[heads < heads.max() - NAME_MARGIN] = -np.inf
+    best = int(np.argmax(heads + name))
+    return int(CHAR_KEYS[best // 2]), (0, _SHIFT)[best % 2]
+
+
 def decode(logits: dict[str, np.ndarray]) -> Action:
     """One sample's head logits -> the schema action they mean (argmax of each head), through the
-    schema's own head mapping (Action.from_index); a wait lasts WAIT_S."""
+    schema's own head mapping (Action.from_index); a wait lasts WAIT_S. A character typed by a
+    model that names glyphs ("name" output) is the one heads and name agree on best."""
     index = ActionIndex(**{name: int(np.argmax(logits[name])) for name in HEADS})
+    if "name" in logits and index.kind == _KEY_KIND and index.key in CHAR_KEYS and index.mods in (0, _SHIFT):
+        key, mods = typed_glyph(logits)
+        index = replace(index, key=key, mods=mods)
     action = Action.from_index(index, GRID)
     return Action.wait(WAIT_S) if action.kind == Kind.WAIT else action

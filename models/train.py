@@ -276,12 +276,19 @@ def balanced_weights(s: Samples) -> np.ndarray:
 
 
 def load_init(path: str) -> dict:
-    """Weights to start from: a checkpoint (.pt), or the .pt saved beside an .onnx model."""
+    """The checkpoint to start from: a .pt, or the .pt saved beside an .onnx model."""
     p = Path(path)
     ckpt = p if p.suffix == ".pt" else p.with_suffix(".pt")
     if not ckpt.exists():
         raise EmulatorError(f"--init {path}: no torch checkpoint {ckpt} to fine-tune from")
-    return torch.load(ckpt, map_location="cpu", weights_only=False)["model"]
+    return torch.load(ckpt, map_location="cpu", weights_only=False)
+
+
+def names_taught(checkpoint: dict) -> bool:
+    """Whether a checkpoint's glyph readers were taught names (on glyph sheets, or from one that was)."""
+    return bool(
+        checkpoint.get("names_taught") or checkpoint.get("summary", {}).get("config", {}).get("glyphs")
+    )
 
 
 # Parts a checkpoint may lack: they start at zero (models/net.py), so an older model fine-tunes on
@@ -316,8 +323,11 @@ def train(roots: list[str], out: str, init: str | None = None, config: TrainConf
     glyphs_train = np.where(sheets.frames % 10 != 0)[0] if sheets else None
     sheets_train = np.array([i for i in range(len(sheets.images)) if i % 10]) if sheets else None
     net = PixelPolicyNet()
+    names = sheets is not None  # readers taught names: the runtime may weigh them (models.export)
     if init:
-        init_from(net, load_init(init), init)
+        start = load_init(init)
+        init_from(net, start["model"], init)
+        names = names or names_taught(start)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     # A handful of demonstrations (a workflow fine-tune): small batches, so minutes mean many steps.
     batch = cfg.batch if len(train_s) >= 10 * cfg.batch else min(cfg.batch, SMALL_DATA_BATCH)
@@ -397,7 +407,8 @@ def train(roots: list[str], out: str, init: str | None = None, config: TrainConf
         "config": asdict(cfg), "batch": batch,
         "init": init, "data": [str(r) for r in roots],
     }  # fmt: skip
-    export(net, str(out_path), training=summary, checkpoint={"model": net.state_dict(), "summary": summary})
+    export(net, str(out_path), training=summary, checkpoint={"model": net.state_dict(), "summary": summary},
+           names=names)  # fmt: skip
     summary["parity_max_abs"] = parity(net, str(out_path))
     out_path.with_suffix(".json").write_text(json.dumps(summary, indent=2))
     plot_curve(history, out_path.with_suffix(".curve.png"))

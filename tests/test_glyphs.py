@@ -14,6 +14,7 @@ from emulator.envs.glyphs import capture_sheet, glyph_class, make_sheets
 from emulator.envs.miniwob import MiniWoBWorld
 from models.data import NO_GLYPH, cell_names, load_glyph_sheets
 from models.net import GlyphReader, glyph_patches
+from models.policy import OnnxPolicy
 from models.spec import GRID, INPUT_H, INPUT_W, preprocess
 from models.train import TrainConfig, train
 
@@ -93,3 +94,12 @@ def test_training_with_glyph_sheets_reports_how_well_it_reads(tmp_path):
                     config=TrainConfig(epochs=None, minutes=0.2, batch=8, glyphs=str(sheets)))  # fmt: skip
     assert 0 <= summary["val"]["glyph"] <= 1 and 0 <= summary["val"]["names"] <= 1
     assert summary["parity_max_abs"] < 1e-4
+    # Its readers name glyphs, so the runtime gets their names (and so does a fine-tune of it);
+    # a model never taught names has none to weigh.
+    assert OnnxPolicy(str(tmp_path / "m.onnx")).outputs[-1] == "name"
+    tuned = train([str(demos)], str(tmp_path / "tuned.onnx"), init=str(tmp_path / "m.onnx"), progress=False,
+                  config=TrainConfig(epochs=None, minutes=0.05, batch=8))  # fmt: skip
+    assert tuned["parity_max_abs"] < 1e-4 and OnnxPolicy(str(tmp_path / "tuned.onnx")).outputs[-1] == "name"
+    train([str(demos)], str(tmp_path / "plain.onnx"), progress=False,
+          config=TrainConfig(epochs=None, minutes=0.05, batch=8))  # fmt: skip
+    assert "name" not in OnnxPolicy(str(tmp_path / "plain.onnx")).outputs

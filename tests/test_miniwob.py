@@ -17,7 +17,7 @@ from emulator.envs.experts import click_on, query
 from emulator.envs.gym_env import MiniWoBEnv
 from emulator.envs.miniwob import SUITE, TASK_H, TASK_W, MiniWoBWorld
 from emulator.loop import FunctionPolicy
-from emulator.schema import Action, Kind, Rect
+from emulator.schema import Action, Kind, Rect, char_to_key
 from recorder.reader import Recording
 
 
@@ -213,6 +213,36 @@ def test_expert_deletes_a_wrong_character_at_once_also_in_a_password_field(world
     # "xq" -> "x": reads the word's first glyph (where "x" stood); "x" -> "": nothing is left to read.
     assert looks[0][0] == looks[2][0] is not None and looks[1][0] is None
     assert query(world, "#password")[0]["value"] == target and steps[-1].kind == "click"
+
+
+def test_expert_does_not_go_back_for_a_wrong_password_character_nobody_can_see(world):
+    """A full password field whose wrong character is not the last typed looks right (dots), so
+    the expert goes on to the next field rather than teaching a return pixels cannot explain; a
+    field with too few dots is still gone back to."""
+    from emulator.envs.experts import expert_action
+
+    world.reset("enter-password", 5)
+    fields = world.fields()
+    target = fields["target"]
+    password, verify = query(world, "#password")[0], query(world, "#verify")[0]
+    world.driver.execute(click_on(password))
+    wrong = "z" if target[0] != "z" else "y"
+    for ch in wrong + target[1:]:
+        world.driver.execute(Action.press(*char_to_key(ch)))
+    time.sleep(0.2)
+    assert query(world, "#password")[0]["value"] != target
+    step = expert_action(world, fields)
+    assert step.kind == "click" and verify["y"] <= step.y * TASK_H <= verify["y"] + verify["h"]
+    world.driver.execute(step)
+    time.sleep(0.1)
+    step = expert_action(world, fields)  # in the verify field: type, do not return
+    assert (step.kind, step.key) == ("key", char_to_key(target[0])[0])
+    world.driver.execute(click_on(password))  # one dot fewer: that shows, so back it goes
+    world.driver.execute(Action.press("backspace"))
+    world.driver.execute(click_on(verify))
+    time.sleep(0.2)
+    step = expert_action(world, fields)
+    assert step.kind == "click" and password["y"] <= step.y * TASK_H <= password["y"] + password["h"]
 
 
 def test_expert_lets_go_of_a_press_that_missed_the_boxes_and_grabs_again(world):

@@ -156,6 +156,8 @@ def _outside(el: dict, x: float, y: float) -> float:
 def type_into(world: MiniWoBWorld, field: dict, wanted: str) -> Action | None:
     """The next step to make `field` hold `wanted`, or None when it does."""
     value = field["value"] or ""
+    if field["type"] == "password":
+        value = seen_password(value, wanted, field["focused"])
     if value == wanted:
         if field["focused"]:  # the second read checks that the word ends here (its closing quote)
             read_at(world, wanted, len(wanted), slot=1)
@@ -173,6 +175,16 @@ def type_into(world: MiniWoBWorld, field: dict, wanted: str) -> Action | None:
     # read is at the character left last (the place after this key: the next one is to its right).
     read_at(world, wanted, len(value) - 2)
     return Action.press("backspace")
+
+
+def seen_password(value: str, wanted: str, focused: bool) -> str:
+    """What a password field can be known to hold from pixels and the last key: its dots count the
+    characters, and only the one just typed (the model's history, focused) can be checked against
+    the instruction. Earlier characters are taken as right: a label to go back for a wrong one
+    nobody can see teaches the model to wander between full fields (DAgger taught v14 that)."""
+    n = len(value)
+    believed = wanted[: n - 1] + value[n - 1 :] if focused and n else wanted[:n]
+    return believed + "\0" * (n - len(believed))  # more dots than wanted: they show, and go
 
 
 def fill_form(world: MiniWoBWorld, fields: list[tuple[str, str]], submit: str = "#subbtn") -> Action:
