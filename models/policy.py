@@ -26,14 +26,14 @@ from emulator.loop import Observation
 from emulator.schema import (
     KEY_VOCAB_VERSION,
     KEYS,
-    KINDS,
-    MODIFIERS,
     SCHEMA_VERSION,
     Action,
     ActionIndex,
     Kind,
 )
-from models.spec import (
+from models.spec import (  # noqa: I001
+    _KEY_KIND,
+    _SHIFT,
     FORMATS,
     GRID,
     HEADS,
@@ -48,7 +48,6 @@ from models.spec import (
 )
 
 WAIT_S = 0.05
-_KEY_KIND = KINDS.index(Kind.KEY)
 
 
 def read_metadata(path: str) -> dict[str, str]:
@@ -147,7 +146,6 @@ class OnnxPolicy:
 
 
 CHAR_KEYS = np.array([i for i, k in enumerate(KEYS) if len(k) == 1])  # keys that type one glyph
-_SHIFT = 1 << MODIFIERS.index("shift")
 NAME_MARGIN = 3.0  # ~ln 20: the name chooses among characters at least 1/20 as likely as the heads' best
 
 
