@@ -48,6 +48,9 @@ def flip(display, start_app):
 def test_frames_and_clicks_are_in_sync(flip, tmp_path):
     display, app, viewport, driver = flip
     rec = Recorder(str(tmp_path / "r"), display.name, viewport, RecordOptions(fps=30)).start()
+    deadline = time.monotonic() + 5  # a loaded machine can take longer than 0.3 s to the first frame
+    while rec.frames == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
     time.sleep(0.3)
     for k in range(8):
         driver.execute(Action.click(0.3 + 0.4 * (k % 2), 0.5))  # apart: not double-clicks
