@@ -162,18 +162,13 @@ class InjectionLog:
 
 class _PynputBackend:
     def __init__(self, display: str):
-        old = os.environ.get("DISPLAY")
-        os.environ["DISPLAY"] = display  # pynput opens its X connection from DISPLAY
-        try:
+        from emulator.listen import display_env
+
+        with display_env(display):  # pynput opens its X connection from DISPLAY
             from pynput import keyboard, mouse
 
             self._mouse = mouse.Controller()
             self._keyboard = keyboard.Controller()
-        finally:
-            if old is None:
-                os.environ.pop("DISPLAY", None)
-            else:
-                os.environ["DISPLAY"] = old
         self._KeyCode = keyboard.KeyCode
         self._Button = mouse.Button
         self._xdisplay = self._keyboard._display  # the controller's own connection

@@ -5,7 +5,10 @@ monitor, the recorder and the benchmarks.
     kb = keyboard_listener(":1", on_press=lambda key: ..., on_release=lambda key: ...)
     stop_listener(kb)
 
-Two pynput quirks handled here, once:
+Three pynput quirks handled here, once:
+  * pynput opens its X connections from $DISPLAY, so starting a listener (or a Controller, see
+    `display_env`) swaps the process-wide variable: one lock keeps two threads from swapping it at
+    once, and a listener that does not come up in `START_TIMEOUT_S` raises instead of hanging;
   * a pynput keyboard Controller in this process also hands its events straight to this process's
     listeners (flagged injected=True) on top of the copy X RECORD delivers: those duplicates are
     dropped, so every event is seen exactly once;
@@ -16,6 +19,26 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
+import time
+
+START_TIMEOUT_S = 10.0
+_DISPLAY_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def display_env(display: str):
+    """$DISPLAY = display for the block, restored after; one thread at a time."""
+    with _DISPLAY_LOCK:
+        old = os.environ.get("DISPLAY")
+        os.environ["DISPLAY"] = display
+        try:
+            yield
+        finally:
+            if old is None:
+                os.environ.pop("DISPLAY", None)
+            else:
+                os.environ["DISPLAY"] = old
 
 
 def _once(callback, nargs: int):
@@ -32,20 +55,21 @@ def _once(callback, nargs: int):
 
 
 def _start(display: str, make):
-    old = os.environ.get("DISPLAY")
-    os.environ["DISPLAY"] = display  # pynput needs $DISPLAY at import and when a listener starts
-    try:
+    """Start a listener; $DISPLAY holds until its thread has opened its connections (ready)."""
+    with display_env(display):
         import pynput
 
         listener = make(pynput)
         listener.start()
-        listener.wait()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        with listener._condition:  # pynput's own wait() has no timeout and hangs if _run died
+            while not listener._ready and listener.is_alive() and time.monotonic() < deadline:
+                listener._condition.wait(0.1)
+        if not listener._ready:
+            with contextlib.suppress(Exception):
+                listener.stop()
+            raise RuntimeError(f"input listener on display {display} did not start")
         return listener
-    finally:
-        if old is None:
-            os.environ.pop("DISPLAY", None)
-        else:
-            os.environ["DISPLAY"] = old
 
 
 def keyboard_listener(display: str, on_press=None, on_release=None):
