@@ -17,7 +17,7 @@ from emulator.loop import Observation
 from emulator.schema import KEYS, KINDS, Action, Kind
 from models.data import TARGETS, action_targets, history_of, load_samples, look_cells
 from models.export import export, parity
-from models.net import GlyphReader, PixelPolicyNet
+from models.net import GlyphReader, PixelPolicyNet, cell_pixels
 from models.policy import OnnxPolicy, decode
 from models.spec import GRID, HISTORY, HISTORY_COLS, INPUT_H, INPUT_W, history_token, keeps_place
 from models.train import (
@@ -126,7 +126,8 @@ def test_the_glyph_reader_sees_the_frame_around_the_cell_read():
     wrong reshape would scramble the glyph), zeros where it runs off the grid."""
     reader = GlyphReader(8, GRID.rows, GRID.cols)
     x = torch.rand(2, 3, GRID.rows * 4, GRID.cols * 4)
-    pixels = torch.nn.functional.pixel_unshuffle(x, 4).flatten(2)
+    pixels = cell_pixels(x)
+    assert torch.equal(pixels, torch.nn.functional.pixel_unshuffle(x, 4).flatten(2))
     scores = torch.randn(2, GRID.size)
     scores[0, 10 * GRID.cols + 17] = 9.0  # row 10, col 17
     scores[1, 0] = 9.0  # the top-left corner
