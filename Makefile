@@ -41,7 +41,7 @@ demo: setup
 	fi
 
 bench: setup
-	@for b in capture input step recorder; do $(VENV)/bin/emulator bench $$b --json; done
+	@for b in capture input step recorder infer train; do $(VENV)/bin/emulator bench $$b --json; done
 
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -3,8 +3,9 @@ person's pace, through the real recorder, on perturbed instances), fine-tune the
 them, then run 20 new perturbed instances with our agent and with the coordinate-replay macro.
 
     python -m bench.workflows [--apps keypad] [--demos 5] [--trials 20] [--minutes 4] [--out out/workflows]
+                              [--scale-augment]
       -> {"apps": {NAME: {"ours_success", "replay_success", "train_seconds", "ours_seconds",
-                          "demo_seconds", ...}}}
+                          "demo_seconds", "ours_failures": {why: count}, ...}}}
 
 Perturbations (bench/workflow_apps.py): window position and size, colour theme, order of the
 items, the instance's data. The macro replays the first demonstration's events as recorded.
@@ -54,7 +55,8 @@ def record_demo(display: str, inst: Instance, out: Path, rng: random.Random) -> 
     return {"seconds": seconds, "success": ok, "actions": info.get("actions", 0), "path": str(out)}
 
 
-def run_ours(display: str, inst: Instance, model: str, workdir: Path) -> tuple[bool, float]:
+def run_ours(display: str, inst: Instance, model: str, workdir: Path) -> tuple[bool, float, str]:
+    """-> (done right, seconds, what went wrong: "" on success)."""
     from emulator.workflow import run_workflow
 
     with PracticeApp.start(display, inst, workdir) as app:
@@ -62,8 +64,14 @@ def run_ours(display: str, inst: Instance, model: str, workdir: Path) -> tuple[b
         runs = run_workflow(display, model, window=app.title, max_steps=25, max_seconds=20,
                             stop_hotkey=None, takeover=False)  # fmt: skip
         seconds = time.monotonic() - t
-        app.wait_result(0.5)
-        return app.success and runs[0].stopped_by == "done", seconds
+        result, stopped = app.wait_result(0.5), runs[0].stopped_by
+        if result is None:
+            return False, seconds, f"no result (stopped by {stopped})"
+        if not app.success:
+            shown = {k: v for k, v in result.items() if k != "event"}
+            return False, seconds, f"wrong result {json.dumps(shown, sort_keys=True)}"
+        why = "" if stopped == "done" else f"right, but no done (stopped by {stopped})"
+        return not why, seconds, why
 
 
 def run_replay(display: str, inst: Instance, events: list[dict], workdir: Path) -> bool:
@@ -79,7 +87,8 @@ def run_replay(display: str, inst: Instance, events: list[dict], workdir: Path) 
         return app.success
 
 
-def bench_app(name: str, out: Path, demos: int, trials: int, minutes: float, seed: int) -> dict:
+def bench_app(name: str, out: Path, demos: int, trials: int, minutes: float, seed: int,
+              scale: bool = False) -> dict:  # fmt: skip
     from models.train import TrainConfig, train
 
     rng = random.Random(seed)
@@ -91,24 +100,28 @@ def bench_app(name: str, out: Path, demos: int, trials: int, minutes: float, see
         if not all(d["success"] for d in recorded):
             raise RuntimeError(f"{name}: the scripted demonstrator failed a demonstration: {recorded}")
         model = out / f"{name}.onnx"
-        cfg = TrainConfig(epochs=None, minutes=minutes, val_fraction=0.0, seed=seed, colors=True, shift=True)
+        cfg = TrainConfig(epochs=None, minutes=minutes, val_fraction=0.0, seed=seed, colors=True, shift=True,
+                          scale=scale)  # fmt: skip
         summary = train([str(out / "demos")], str(model), init=str(INIT), config=cfg, progress=True)
         with Recording(recorded[0]["path"]) as rec:
             events = rec.events
         test_rng = random.Random(seed + 1)
-        ours, ours_s, replay = [], [], []
+        ours, ours_s, replay, failures = [], [], [], {}
         for _ in tqdm(range(trials), desc=f"{name} trials", unit="trial"):
             inst = Instance.random(name, test_rng, SCREEN)
-            ok, seconds = run_ours(display.name, inst, str(model), out)
+            ok, seconds, why = run_ours(display.name, inst, str(model), out)
             ours.append(ok)
             if ok:
                 ours_s.append(seconds)
+            else:
+                failures[why] = failures.get(why, 0) + 1
             replay.append(run_replay(display.name, inst, events, out))
     return {
         "ours_success": sum(ours) / trials, "replay_success": sum(replay) / trials,
         "train_seconds": summary["train_seconds"], "ours_seconds": statistics.median(ours_s) if ours_s else None,
         "demo_seconds": statistics.median(d["seconds"] for d in recorded), "demos": demos, "trials": trials,
-        "train_samples": summary["samples"],
+        "train_samples": summary["samples"], "train_steps": summary["steps"],
+        "precision": summary["precision"], "scale_augment": scale, "ours_failures": failures,
     }  # fmt: skip
 
 
@@ -125,11 +138,12 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=4.0, help="fine-tuning budget per app")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="out/workflows")
+    ap.add_argument("--scale-augment", action="store_true", help="fine-tune with --scale-augment too")
     args = ap.parse_args()
     result = {"apps": {}}
     for name in args.apps:
         result["apps"][name] = bench_app(
-            name, Path(args.out) / name, args.demos, args.trials, args.minutes, args.seed
+            name, Path(args.out) / name, args.demos, args.trials, args.minutes, args.seed, args.scale_augment
         )
     print(json.dumps(result))
 

@@ -31,15 +31,15 @@ from emulator.schema import (
     ActionIndex,
     Kind,
 )
-from models.spec import (  # noqa: I001
-    _KEY_KIND,
-    _SHIFT,
+from models.spec import (
     FORMATS,
     GRID,
     HEADS,
     HISTORY,
     INPUT_H,
     INPUT_W,
+    KEY_KIND,
+    SHIFT_BIT,
     action_token,
     fit_input,
     history_window,
@@ -154,14 +154,14 @@ def typed_glyph(logits: dict[str, np.ndarray]) -> tuple[int, int]:
     the glyph reader's name for what the first read sees (a product of the two; teacher-forced on
     held-out typing this types the right character more often than either alone)."""
     key = logits["key"][CHAR_KEYS] - np.logaddexp.reduce(logits["key"])
-    mods = logits["mods"][[0, _SHIFT]] - np.logaddexp.reduce(logits["mods"])
+    mods = logits["mods"][[0, SHIFT_BIT]] - np.logaddexp.reduce(logits["mods"])
     heads = key[:, None] + mods[None, :]
     name = np.log(logits["name"].reshape(-1, 2)[CHAR_KEYS] + 1e-6)
     # Only what the heads find plausible: where the reader reads nothing it knows (a workflow app
     # with no instruction to read), its name is noise and must not outvote a sure head.
     name[heads < heads.max() - NAME_MARGIN] = -np.inf
     best = int(np.argmax(heads + name))
-    return int(CHAR_KEYS[best // 2]), (0, _SHIFT)[best % 2]
+    return int(CHAR_KEYS[best // 2]), (0, SHIFT_BIT)[best % 2]
 
 
 def decode(logits: dict[str, np.ndarray]) -> Action:
@@ -169,7 +169,12 @@ def decode(logits: dict[str, np.ndarray]) -> Action:
     schema's own head mapping (Action.from_index); a wait lasts WAIT_S. A character typed by a
     model that names glyphs ("name" output) is the one heads and name agree on best."""
     index = ActionIndex(**{name: int(np.argmax(logits[name])) for name in HEADS})
-    if "name" in logits and index.kind == _KEY_KIND and index.key in CHAR_KEYS and index.mods in (0, _SHIFT):
+    if (
+        "name" in logits
+        and index.kind == KEY_KIND
+        and index.key in CHAR_KEYS
+        and index.mods in (0, SHIFT_BIT)
+    ):
         key, mods = typed_glyph(logits)
         index = replace(index, key=key, mods=mods)
     action = Action.from_index(index, GRID)

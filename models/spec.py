@@ -55,14 +55,14 @@ def preprocess(rgb: np.ndarray) -> np.ndarray:
 # it just typed turns typing into a lookup: find those characters in the text, type the next one.
 HISTORY = 2
 HISTORY_VOCAB = 2 + 2 * len(KEYS)
-_KEY_KIND, _SHIFT = KINDS.index(Kind.KEY), 1 << MODIFIERS.index("shift")
+KEY_KIND, SHIFT_BIT = KINDS.index(Kind.KEY), 1 << MODIFIERS.index("shift")
 
 
 def history_token(kind: int, key: int, mods: int) -> int:
     """Head indices of one action (as in ActionIndex) -> its history token."""
-    if kind != _KEY_KIND or key < 0:
+    if kind != KEY_KIND or key < 0:
         return 1
-    return 2 + 2 * key + int(bool(mods & _SHIFT))
+    return 2 + 2 * key + int(bool(mods & SHIFT_BIT))
 
 
 def action_token(action) -> int:

@@ -15,19 +15,21 @@ from emulator.envs.collect import collect
 from emulator.errors import EmulatorError
 from emulator.loop import Observation
 from emulator.schema import KEYS, KINDS, Action, Kind
+from models.augment import scaled, shifted
 from models.data import TARGETS, action_targets, history_of, load_samples, look_cells
 from models.export import export, parity
-from models.net import GlyphReader, PixelPolicyNet, cell_pixels
+from models.net import Glance, GlyphReader, PixelPolicyNet, cell_pixels
 from models.policy import OnnxPolicy, decode
 from models.spec import GRID, HISTORY, HISTORY_COLS, INPUT_H, INPUT_W, history_token, keeps_place
 from models.train import (
     ADDED_LATER,
     TrainConfig,
+    autocast,
     batch_tensors,
     init_from,
     losses,
     overfit_one_batch,
-    shifted,
+    resolve_precision,
     total_loss,
     train,
 )
@@ -63,6 +65,30 @@ def test_exclude_leaves_out_the_recordings_it_names(demos):
 def test_overfit_one_batch(demos):
     first, last = overfit_one_batch(load_samples([str(demos)], progress=False), steps=150)
     assert first > 3 and last < 0.05
+
+
+def test_bf16_training_keeps_an_fp32_model(demos, tmp_path):
+    """Under bf16 autocast (what training uses where the CPU has native bf16) the losses, the
+    weights after a step and the exported model stay fp32, and onnxruntime matches torch."""
+    s = load_samples([str(demos)], progress=False)
+    torch.manual_seed(0)
+    net = PixelPolicyNet()
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    x, h, t = batch_tensors(s, np.arange(8))
+    with autocast("bf16"):
+        out = net(x, h)
+        parts = losses(out, t)
+    assert out["kind"].dtype == torch.bfloat16  # it did run in bf16
+    assert all(v.dtype == torch.float32 for v in parts.values())
+    before = net.stem[0].weight.detach().clone()
+    total_loss(parts).backward()
+    opt.step()
+    assert all(p.dtype == torch.float32 for p in net.parameters())
+    assert not torch.equal(before, net.stem[0].weight)
+    path = export(net, str(tmp_path / "bf16.onnx"))
+    assert parity(net, str(path)) < 1e-4
+    with pytest.raises(EmulatorError, match="precision"):
+        resolve_precision("fp16")
 
 
 def test_each_action_gets_the_look_decided_before_it():
@@ -121,6 +147,29 @@ def test_shift_augment_moves_the_target_and_the_looks_with_the_content():
     assert (t[:, TARGETS.index("look2")] == -1).all()
 
 
+def test_scale_augment_keeps_the_target_on_its_content():
+    """A 3x3 white square at the target: after resizing the content the target cell still lies on
+    it (or the sample is left as it was), the sizes really vary, and the look and the place move
+    to the same new cells."""
+    frames = np.zeros((64, INPUT_H, INPUT_W, 3), np.uint8)
+    target = GRID.cell(0.7, 0.6)
+    x, y = GRID.center(target)
+    px, py = int(x * INPUT_W), int(y * INPUT_H)
+    frames[:, py - 1 : py + 2, px - 1 : px + 2] = 255
+    targets = np.array([action_targets(Action.click(x, y), (target, -1))] * 64, np.int64)
+    history = np.array([[0, 0, target + 1]] * 64, np.int64)
+    moved, t, h = scaled(frames, targets, np.random.default_rng(0), history, p=1.0)
+    cells = t[:, TARGETS.index("cell")]
+    assert len(set(cells.tolist())) > 10
+    assert (t[:, TARGETS.index("look")] == cells).all() and (h[:, HISTORY] - 1 == cells).all()
+    for img, cell in zip(moved, cells, strict=True):
+        r, c = divmod(int(cell), GRID.cols)
+        top, bottom = int(r * INPUT_H / GRID.rows), int((r + 1) * INPUT_H / GRID.rows) + 1
+        assert img[top:bottom, c * 4 : c * 4 + 4].max() > 150  # the square's centre is in that cell
+    bright = [(img.max(2) > 100).sum() for img in moved]
+    assert min(bright) < 9 < max(bright)  # it shrank in some samples and grew in others
+
+
 def test_the_glyph_reader_sees_the_frame_around_the_cell_read():
     """Its patch is the 12x20 px of the frame around the most attended cell, pixel for pixel (a
     wrong reshape would scramble the glyph), zeros where it runs off the grid."""
@@ -134,6 +183,26 @@ def test_the_glyph_reader_sees_the_frame_around_the_cell_read():
     patch = reader.patch(pixels, scores.argmax(-1, keepdim=True))
     assert torch.equal(patch[0], x[0, :, 36:48, 60:80])
     assert torch.equal(patch[1, :, 4:, 8:], x[1, :, :8, :12]) and patch[1, :, :4].abs().sum() == 0
+
+
+def test_glance_sees_the_cells_around_where_it_attended():
+    """Attention all on one cell: the glance's 9 looks are that cell's features and its 8
+    neighbours' (row-major), zeros beyond the grid's edge."""
+    glance = Glance(4, 8, GRID.rows, GRID.cols)
+    feats = torch.randn(1, 4, GRID.size)
+    glance.mlp = torch.nn.Unflatten(1, (4, 9))  # what the MLP is given, unmixed
+    for row, col in ((10, 17), (0, 0)):
+        scores = torch.full((1, GRID.size), -1e4)
+        scores[0, row * GRID.cols + col] = 0.0
+        looks = glance(feats, scores)[0]  # 4 channels x 9 offsets
+        for k, (dr, dc) in enumerate((dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1)):
+            r, c = row + dr, col + dc
+            want = (
+                feats[0, :, r * GRID.cols + c]
+                if 0 <= r < GRID.rows and 0 <= c < GRID.cols
+                else torch.zeros(4)
+            )
+            assert torch.allclose(looks[:, k], want, atol=1e-5), (row, col, dr, dc)
 
 
 def test_an_older_checkpoint_fine_tunes_on_from_what_it_did():
