@@ -6,7 +6,7 @@ the training losses, backward, AdamW) on synthetic batches, in fp32 and under bf
           "fp32_samples_per_s", "bf16_samples_per_s", "bf16_speedup"}
 
 Synthetic frames and targets: the cost of a step does not depend on what the pixels show. The
-glyph-sheet losses (--glyphs) are left out; they add ~10% to a step. Where the CPU has no native
+glyph-sheet losses (--glyphs) are left out (unmeasured here). Where the CPU has no native
 bf16 (native_bf16 false), `emulator train` stays in fp32 and the bf16 figure is only for comparison.
 """
 
